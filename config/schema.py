@@ -1,0 +1,122 @@
+"""Site configuration schema: pydantic models that refuse unknown keys, bad ranges and broken references."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hal.profile import MAX_SLOTS, WATCHDOG_MAX_MS, WATCHDOG_MIN_MS, Kind
+
+NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+DeviceKind = Literal["folding_gate", "road_blocker", "boom_barrier", "traffic_signal"]
+
+KIND_CODES: dict[str, Kind] = {
+    "folding_gate": Kind.FOLDING_GATE,
+    "road_blocker": Kind.ROAD_BLOCKER,
+    "boom_barrier": Kind.BOOM_BARRIER,
+    "traffic_signal": Kind.TRAFFIC_SIGNAL,
+}
+
+
+class Strict(BaseModel):
+    """Base for every section: unknown keys are errors, values are not coerced across types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SiteSection(Strict):
+    name: str = Field(pattern=NAME)
+    poll_ms: int = Field(default=100, ge=10, le=10_000)
+    comms_lost_polls: int = Field(default=3, ge=1, le=100)
+    frozen_polls: int = Field(default=10, ge=2, le=1000)
+
+
+class BusSection(Strict):
+    name: str = Field(pattern=NAME)
+    port: str = Field(min_length=1)
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 19200
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    timeout_ms: int = Field(default=100, ge=10, le=5000)
+
+
+class PlcSection(Strict):
+    name: str = Field(pattern=NAME)
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    bus: str | None = None
+    unit: int = Field(default=1, ge=1, le=247)
+    timeout_ms: int = Field(default=300, ge=10, le=10_000)
+    watchdog_ms: int = Field(default=3000)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> PlcSection:
+        tcp = self.host is not None or self.port is not None
+        if tcp and self.bus is not None:
+            raise ValueError("give either host/port (Modbus TCP) or bus (Modbus RTU), not both")
+        if not tcp and self.bus is None:
+            raise ValueError("needs host and port (Modbus TCP) or bus (Modbus RTU)")
+        if tcp and (self.host is None or self.port is None):
+            raise ValueError("Modbus TCP needs both host and port")
+        if self.watchdog_ms != 0 and not WATCHDOG_MIN_MS <= self.watchdog_ms <= WATCHDOG_MAX_MS:
+            raise ValueError(f"watchdog_ms must be 0 (off) or {WATCHDOG_MIN_MS}..{WATCHDOG_MAX_MS}")
+        return self
+
+
+class DeviceSection(Strict):
+    name: str = Field(pattern=NAME)
+    kind: DeviceKind
+    plc: str
+    slot: int = Field(ge=0, lt=MAX_SLOTS)
+    travel_s: float = Field(default=3.0, gt=0, le=120)
+    travel_factor: float = Field(default=1.5, ge=1.0, le=5.0)
+
+
+class LaneSection(Strict):
+    name: str = Field(pattern=NAME)
+    gate: str | None = None
+    blocker: str | None = None
+    boom: str | None = None
+    signal: str | None = None
+    clear_time_s: float = Field(default=2.0, ge=0, le=60)
+
+    def members(self) -> dict[str, str]:
+        """Role in the lane → device name, for the roles this lane has."""
+        roles = {"gate": self.gate, "blocker": self.blocker, "boom": self.boom, "signal": self.signal}
+        return {role: name for role, name in roles.items() if name is not None}
+
+
+class InterlockSection(Strict):
+    kind: Literal["never_both_open"]
+    devices: list[str] = Field(min_length=2, max_length=2)
+
+
+class AccessSection(Strict):
+    viewer: list[str] = []
+    operator: list[str] = []
+    technician: list[str] = []
+
+
+class SiteConfig(Strict):
+    """A whole site: what barrierd supervises and what sim-plc simulates."""
+
+    site: SiteSection
+    bus: list[BusSection] = []
+    plc: list[PlcSection] = Field(min_length=1)
+    device: list[DeviceSection] = Field(min_length=1)
+    lane: list[LaneSection] = []
+    interlock: list[InterlockSection] = []
+    access: AccessSection = AccessSection()
+
+    def plc_named(self, name: str) -> PlcSection:
+        return next(p for p in self.plc if p.name == name)
+
+    def devices_of(self, plc_name: str) -> list[DeviceSection]:
+        """The devices on one PLC, in slot order."""
+        return sorted((d for d in self.device if d.plc == plc_name), key=lambda d: d.slot)
+
+    def slot_kinds(self, plc_name: str) -> list[Kind]:
+        """KIND codes the PLC must report, slot 0 upward (slots must be contiguous)."""
+        return [KIND_CODES[d.kind] for d in self.devices_of(plc_name)]

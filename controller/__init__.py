@@ -1,0 +1,1 @@
+"""barrierd and barrierctl: devices, lanes, commands, control socket, event store."""

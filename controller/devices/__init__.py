@@ -1,0 +1,1 @@
+"""One module per device kind: states, transition table and guards."""

@@ -1,0 +1,1 @@
+"""Hardware abstraction: the PLC profile as data, Modbus transports, reply validation and bus scheduling."""

@@ -1,0 +1,1 @@
+"""The software PLC: plant physics, Modbus server over TCP and serial, fault injection."""
