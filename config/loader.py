@@ -36,6 +36,8 @@ def load_site(path: Path | str) -> SiteConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(path, [("(file)", f"cannot read: {exc.strerror or exc}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [("(file)", f"not UTF-8 text: {exc}")]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [("(syntax)", str(exc))]) from exc
     try:
@@ -54,9 +56,9 @@ def _key_of(loc: tuple, raw: dict) -> str:
     node = raw
     for item in loc:
         if isinstance(item, int):
-            name = node[item].get("name") if isinstance(node, list) and item < len(node) else None
-            parts[-1] += f"[{item}]" + (f' ("{name}")' if isinstance(name, str) else "")
             node = node[item] if isinstance(node, list) and item < len(node) else {}
+            name = node.get("name") if isinstance(node, dict) else None
+            parts[-1] += f"[{item}]" + (f' ("{name}")' if isinstance(name, str) else "")
         else:
             parts.append(str(item))
             node = node.get(item, {}) if isinstance(node, dict) else {}
@@ -100,6 +102,9 @@ def cross_reference_problems(site: SiteConfig) -> list[tuple[str, str]]:
             problems.append((f"{key}.plc", f'no plc named "{dev.plc}"'))
         if slots[(dev.plc, dev.slot)] > 1:
             problems.append((f"{key}.slot", f'slot {dev.slot} of "{dev.plc}" is used by two devices'))
+    for i, plc in enumerate(site.plc):
+        if not any(d.plc == plc.name for d in site.device):
+            problems.append((f'plc[{i}] ("{plc.name}")', "has no devices (a PLC has 1 to 16 slots)"))
     for name in plcs:
         used = sorted({d.slot for d in site.device if d.plc == name})
         if used and used != list(range(len(used))):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hal.profile import MAX_SLOTS, WATCHDOG_MAX_MS, WATCHDOG_MIN_MS, Kind
 
@@ -60,9 +60,14 @@ class PlcSection(Strict):
             raise ValueError("needs host and port (Modbus TCP) or bus (Modbus RTU)")
         if tcp and (self.host is None or self.port is None):
             raise ValueError("Modbus TCP needs both host and port")
-        if self.watchdog_ms != 0 and not WATCHDOG_MIN_MS <= self.watchdog_ms <= WATCHDOG_MAX_MS:
-            raise ValueError(f"watchdog_ms must be 0 (off) or {WATCHDOG_MIN_MS}..{WATCHDOG_MAX_MS}")
         return self
+
+    @field_validator("watchdog_ms")
+    @classmethod
+    def _watchdog_range(cls, value: int) -> int:
+        if value != 0 and not WATCHDOG_MIN_MS <= value <= WATCHDOG_MAX_MS:
+            raise ValueError(f"watchdog_ms must be 0 (off) or {WATCHDOG_MIN_MS}..{WATCHDOG_MAX_MS}")
+        return value
 
 
 class DeviceSection(Strict):

@@ -1,0 +1,544 @@
+"""config.load_site: every bundled site loads; every broken site is refused naming file and key.
+
+Broken sites are built from the demo site (config/sites/demo.toml): parse it, mutate one
+thing, write it back with the small TOML writer below, and check that ConfigError names
+the file and the exact offending key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config import ConfigError, SiteConfig, load_site
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO_ROOT / "config"
+DEMO = CONFIG_DIR / "sites" / "demo.toml"
+SITE_FILES = sorted(CONFIG_DIR.rglob("*.toml"))
+
+# demo.toml entries by index, as the keys in messages refer to them
+# plc:    0 plc-lane-1, 1 plc-lane-2, 2 plc-bay
+# device: 0 gate-1, 1 blocker-1, 2 signal-1, 3 gate-2, 4 blocker-2, 5 signal-2, 6 bay-entry, 7 bay-exit
+# lane:   0 lane-1, 1 lane-2
+
+
+# ---------------------------------------------------------------------------
+# A tiny TOML writer (enough for site files: scalars, arrays of scalars, tables,
+# arrays of tables)
+# ---------------------------------------------------------------------------
+
+BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(key: str) -> str:
+    return key if BARE_KEY.match(key) else json.dumps(key)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def dump_toml(data: dict[str, Any]) -> str:
+    """Top-level scalars first, then [tables] and [[arrays of tables]] (one level deep)."""
+    lines: list[str] = []
+    tables: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict) or _is_table_array(value):
+            tables.append((key, value))
+        else:
+            lines.append(f"{_key(key)} = {_value(value)}")
+    for key, value in tables:
+        for entry, header in ([(value, f"[{_key(key)}]")] if isinstance(value, dict) else
+                              [(v, f"[[{_key(key)}]]") for v in value]):
+            lines += ["", header]
+            lines += [f"{_key(k)} = {_value(v)}" for k, v in entry.items()]
+    return "\n".join(lines) + "\n"
+
+
+def demo_raw() -> dict[str, Any]:
+    """A fresh, mutable parse of the demo site."""
+    return tomllib.loads(DEMO.read_text(encoding="utf-8"))
+
+
+def write_site(tmp_path: Path, raw: dict[str, Any], name: str = "site.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(dump_toml(raw), encoding="utf-8")
+    return path
+
+
+def refused(path: Path) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_site(path)
+    return info.value
+
+
+def assert_names(err: ConfigError, path: Path, key: str, reason: str = "") -> None:
+    """The error names the file and `key`, as a problem and as a line of its message."""
+    message = str(err)
+    assert err.path == str(path)
+    assert str(path) in message
+    keys = [k for k, _ in err.problems]
+    assert key in keys, f"{key!r} not among problem keys {keys}"
+    matching = [why for k, why in err.problems if k == key]
+    assert any(reason.lower() in why.lower() for why in matching), (key, reason, matching)
+    line = next(line for line in message.splitlines() if line.startswith(f"{path}: {key}: "))
+    assert reason.lower() in line.lower()
+
+
+# ---------------------------------------------------------------------------
+# The writer itself
+# ---------------------------------------------------------------------------
+
+
+def test_writer_round_trips_the_demo(tmp_path):
+    raw = demo_raw()
+    text = dump_toml(raw)
+    assert tomllib.loads(text) == raw
+    assert load_site(write_site(tmp_path, raw)) == load_site(DEMO)
+
+
+# ---------------------------------------------------------------------------
+# Every bundled site loads
+# ---------------------------------------------------------------------------
+
+
+def test_bundled_sites_are_found():
+    assert DEMO in SITE_FILES
+
+
+@pytest.mark.parametrize("path", SITE_FILES, ids=[str(p.relative_to(REPO_ROOT)) for p in SITE_FILES])
+def test_every_bundled_site_loads(path):
+    site = load_site(path)
+    assert isinstance(site, SiteConfig)
+    assert len(site.plc) >= 1
+    assert len(site.device) >= 1
+    for plc in site.plc:
+        devices = site.devices_of(plc.name)
+        assert [d.slot for d in devices] == list(range(len(devices)))
+        assert len(site.slot_kinds(plc.name)) == len(devices)
+
+
+def test_demo_site_contents():
+    site = load_site(DEMO)
+    assert site.site.name == "demo-crossing"
+    assert [p.name for p in site.plc] == ["plc-lane-1", "plc-lane-2", "plc-bay"]
+    assert [int(k) for k in site.slot_kinds("plc-lane-1")] == [1, 2, 4]
+    assert [int(k) for k in site.slot_kinds("plc-bay")] == [3, 3]
+    assert [lane.name for lane in site.lane] == ["lane-1", "lane-2"]
+    assert site.interlock[0].devices == ["bay-entry", "bay-exit"]
+
+
+def test_load_site_accepts_str_path():
+    assert load_site(str(DEMO)) == load_site(DEMO)
+
+
+# ---------------------------------------------------------------------------
+# Broken sites built by mutating the demo
+# ---------------------------------------------------------------------------
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _set(section: str, index: int | None, key: str, value: Any) -> Mutation:
+    def mutate(raw: dict[str, Any]) -> None:
+        target = raw[section] if index is None else raw[section][index]
+        target[key] = value
+
+    return mutate
+
+
+def _delete(section: str, index: int, *keys: str) -> Mutation:
+    def mutate(raw: dict[str, Any]) -> None:
+        for key in keys:
+            del raw[section][index][key]
+
+    return mutate
+
+
+def _append(section: str, entry: dict[str, Any]) -> Mutation:
+    def mutate(raw: dict[str, Any]) -> None:
+        raw.setdefault(section, []).append(entry)
+
+    return mutate
+
+
+def _all(*mutations: Mutation) -> Mutation:
+    def mutate(raw: dict[str, Any]) -> None:
+        for m in mutations:
+            m(raw)
+
+    return mutate
+
+
+def _to_bus(index: int, bus: str, unit: int = 1) -> Mutation:
+    """Move plc[index] from Modbus TCP to Modbus RTU on `bus`."""
+
+    def mutate(raw: dict[str, Any]) -> None:
+        plc = raw["plc"][index]
+        del plc["host"], plc["port"]
+        plc["bus"] = bus
+        plc["unit"] = unit
+
+    return mutate
+
+
+BUS = {"name": "rs485-1", "port": "/dev/ttyUSB0", "baudrate": 19200}
+GATE_3 = {"name": "gate-3", "kind": "folding_gate", "plc": "plc-bay", "slot": 2}
+
+# id -> (mutation, expected problems as {key: reason fragment}); each mutation is chosen so
+# that these are the ONLY problems the loader reports.
+BROKEN: dict[str, tuple[Mutation, dict[str, str]]] = {
+    # unknown keys
+    "unknown-top-level-key": (
+        lambda raw: raw.__setitem__("colour", "red"),
+        {"colour": "extra inputs are not permitted"},
+    ),
+    "unknown-top-level-table": (
+        lambda raw: raw.__setitem__("devices", [{"name": "x"}]),
+        {"devices": "extra inputs are not permitted"},
+    ),
+    "unknown-key-in-device": (
+        _set("device", 0, "colour", "red"),
+        {'device[0] ("gate-1").colour': "extra inputs are not permitted"},
+    ),
+    "unknown-key-in-site": (
+        _set("site", None, "colour", "red"),
+        {"site.colour": "extra inputs are not permitted"},
+    ),
+    "unknown-key-in-plc": (
+        _set("plc", 2, "ip", "10.0.0.1"),
+        {'plc[2] ("plc-bay").ip': "extra inputs are not permitted"},
+    ),
+    "unknown-key-in-lane": (
+        _set("lane", 1, "speed", 5),
+        {'lane[1] ("lane-2").speed': "extra inputs are not permitted"},
+    ),
+    "unknown-key-in-interlock": (
+        _set("interlock", 0, "name", "airlock"),
+        {'interlock[0] ("airlock").name': "extra inputs are not permitted"},
+    ),
+    "unknown-key-in-access": (
+        _set("access", None, "admin", ["root"]),
+        {"access.admin": "extra inputs are not permitted"},
+    ),
+    # missing keys / sections
+    "missing-device-slot": (
+        _delete("device", 3, "slot"),
+        {'device[3] ("gate-2").slot': "field required"},
+    ),
+    "missing-site-section": (
+        lambda raw: raw.pop("site"),
+        {"site": "field required"},
+    ),
+    "no-plc": (
+        lambda raw: raw.__setitem__("plc", []),
+        {"plc": "at least 1"},
+    ),
+    "device-not-a-table": (
+        lambda raw: raw.__setitem__("device", ["gate-1"]),
+        {"device[0]": "valid dictionary"},
+    ),
+    # duplicates
+    "duplicate-device-name": (
+        _append("device", {"name": "gate-1", "kind": "folding_gate", "plc": "plc-bay", "slot": 2}),
+        {'device.name ("gate-1")': "duplicate name"},
+    ),
+    "duplicate-plc-name": (
+        _append("plc", {"name": "plc-bay", "host": "127.0.0.1", "port": 15099}),
+        {'plc.name ("plc-bay")': "duplicate name"},
+    ),
+    "duplicate-lane-name": (
+        _append("lane", {"name": "lane-1", "boom": "bay-entry"}),
+        {'lane.name ("lane-1")': "duplicate name"},
+    ),
+    "duplicate-bus-name": (
+        _all(_append("bus", dict(BUS)), _append("bus", dict(BUS, port="/dev/ttyUSB1")), _to_bus(2, "rs485-1")),
+        {'bus.name ("rs485-1")': "duplicate name"},
+    ),
+    # slots
+    "two-devices-on-one-slot": (
+        _append("device", {"name": "bay-extra", "kind": "boom_barrier", "plc": "plc-bay", "slot": 1}),
+        {
+            'device[7] ("bay-exit").slot': 'slot 1 of "plc-bay" is used by two devices',
+            'device[8] ("bay-extra").slot': 'slot 1 of "plc-bay" is used by two devices',
+        },
+    ),
+    "non-contiguous-slots": (
+        _set("device", 2, "slot", 5),
+        {'plc ("plc-lane-1")': "contiguous"},
+    ),
+    "plc-without-devices": (
+        _append("plc", {"name": "plc-spare", "host": "127.0.0.1", "port": 15099}),
+        {'plc[3] ("plc-spare")': "no devices"},
+    ),
+    # dangling references and wrong roles
+    "device-on-missing-plc": (
+        _append("device", {"name": "spare", "kind": "boom_barrier", "plc": "plc-nowhere", "slot": 0}),
+        {'device[8] ("spare").plc': 'no plc named "plc-nowhere"'},
+    ),
+    "lane-missing-device": (
+        _set("lane", 0, "gate", "gate-9"),
+        {'lane[0] ("lane-1").gate': 'no device named "gate-9"'},
+    ),
+    "lane-gate-as-blocker": (
+        _all(_append("device", dict(GATE_3)), _append("lane", {"name": "lane-3", "blocker": "gate-3"})),
+        {'lane[2] ("lane-3").blocker': '"gate-3" is a folding_gate, not a blocker'},
+    ),
+    "lane-blocker-as-signal": (
+        _all(
+            _append("device", {"name": "blocker-3", "kind": "road_blocker", "plc": "plc-bay", "slot": 2}),
+            _append("lane", {"name": "lane-3", "signal": "blocker-3"}),
+        ),
+        {'lane[2] ("lane-3").signal': "not a signal"},
+    ),
+    "lane-without-devices": (
+        _append("lane", {"name": "lane-3"}),
+        {'lane[2] ("lane-3")': "at least one device"},
+    ),
+    "device-in-two-lanes": (
+        _append("lane", {"name": "lane-3", "gate": "gate-1"}),
+        {'device ("gate-1")': "more than one lane"},
+    ),
+    "interlock-missing-device": (
+        _set("interlock", 0, "devices", ["bay-entry", "bay-gone"]),
+        {"interlock[0].devices": 'no device named "bay-gone"'},
+    ),
+    "interlock-on-signal": (
+        _set("interlock", 0, "devices", ["bay-entry", "signal-1"]),
+        {"interlock[0].devices": "signal"},
+    ),
+    "interlock-same-device-twice": (
+        _set("interlock", 0, "devices", ["bay-entry", "bay-entry"]),
+        {"interlock[0].devices": "same device twice"},
+    ),
+    "interlock-three-devices": (
+        _set("interlock", 0, "devices", ["bay-entry", "bay-exit", "gate-1"]),
+        {"interlock[0].devices": "at most 2"},
+    ),
+    "interlock-device-not-a-string": (
+        _set("interlock", 0, "devices", ["bay-entry", 7]),
+        {"interlock[0].devices[1]": "valid string"},
+    ),
+    "interlock-unknown-kind": (
+        _set("interlock", 0, "kind", "never_both_closed"),
+        {"interlock[0].kind": "never_both_open"},
+    ),
+    # ranges
+    "poll-ms-zero": (_set("site", None, "poll_ms", 0), {"site.poll_ms": "greater than or equal to 10"}),
+    "slot-16": (_set("device", 0, "slot", 16), {'device[0] ("gate-1").slot': "less than 16"}),
+    "slot-negative": (_set("device", 0, "slot", -1), {'device[0] ("gate-1").slot': "greater than or equal to 0"}),
+    "port-70000": (_set("plc", 0, "port", 70000), {'plc[0] ("plc-lane-1").port': "less than or equal to 65535"}),
+    "port-zero": (_set("plc", 1, "port", 0), {'plc[1] ("plc-lane-2").port': "greater than or equal to 1"}),
+    "watchdog-50": (
+        _set("plc", 0, "watchdog_ms", 50),
+        {'plc[0] ("plc-lane-1").watchdog_ms': "watchdog_ms must be 0 (off) or 100..60000"},
+    ),
+    "watchdog-60001": (
+        _set("plc", 2, "watchdog_ms", 60001),
+        {'plc[2] ("plc-bay").watchdog_ms': "100..60000"},
+    ),
+    "travel-s-negative": (
+        _set("device", 0, "travel_s", -1),
+        {'device[0] ("gate-1").travel_s': "greater than 0"},
+    ),
+    "travel-s-zero": (
+        _set("device", 6, "travel_s", 0.0),
+        {'device[6] ("bay-entry").travel_s': "greater than 0"},
+    ),
+    "unit-zero": (_set("plc", 0, "unit", 0), {'plc[0] ("plc-lane-1").unit': "greater than or equal to 1"}),
+    "unit-248": (_set("plc", 0, "unit", 248), {'plc[0] ("plc-lane-1").unit': "less than or equal to 247"}),
+    "clear-time-negative": (
+        _set("lane", 0, "clear_time_s", -0.5),
+        {'lane[0] ("lane-1").clear_time_s': "greater than or equal to 0"},
+    ),
+    # wrong types and values
+    "poll-ms-string": (_set("site", None, "poll_ms", "fast"), {"site.poll_ms": "valid integer"}),
+    "poll-ms-float": (_set("site", None, "poll_ms", 100.0), {"site.poll_ms": "valid integer"}),
+    "slot-bool": (_set("device", 1, "slot", True), {'device[1] ("blocker-1").slot': "valid integer"}),
+    "port-string": (_set("plc", 0, "port", "15020"), {'plc[0] ("plc-lane-1").port': "valid integer"}),
+    "unknown-device-kind": (
+        _set("device", 0, "kind", "drawbridge"),
+        {'device[0] ("gate-1").kind': "folding_gate"},
+    ),
+    "bad-device-name": (
+        _set("device", 0, "name", "Gate 1"),
+        {'device[0] ("Gate 1").name': "pattern"},
+    ),
+    "access-not-a-list": (
+        _set("access", None, "viewer", "@barrier-view"),
+        {"access.viewer": "valid list"},
+    ),
+    # transports
+    "plc-host-and-bus": (
+        _all(_append("bus", dict(BUS)), _set("plc", 0, "bus", "rs485-1")),
+        {'plc[0] ("plc-lane-1")': "either host/port (Modbus TCP) or bus (Modbus RTU), not both"},
+    ),
+    "plc-neither-host-nor-bus": (
+        _delete("plc", 1, "host", "port"),
+        {'plc[1] ("plc-lane-2")': "needs host and port (Modbus TCP) or bus (Modbus RTU)"},
+    ),
+    "plc-host-without-port": (
+        _delete("plc", 1, "port"),
+        {'plc[1] ("plc-lane-2")': "needs both host and port"},
+    ),
+    "plc-on-missing-bus": (
+        _to_bus(2, "rs485-9"),
+        {'plc[2] ("plc-bay").bus': 'no bus named "rs485-9"'},
+    ),
+    "two-plcs-same-unit-on-one-bus": (
+        _all(_append("bus", dict(BUS)), _to_bus(1, "rs485-1", unit=7), _to_bus(2, "rs485-1", unit=7)),
+        {
+            'plc[1] ("plc-lane-2").unit': 'unit 7 used twice on bus "rs485-1"',
+            'plc[2] ("plc-bay").unit': 'unit 7 used twice on bus "rs485-1"',
+        },
+    ),
+    "two-plcs-same-host-port": (
+        _set("plc", 1, "port", 15020),
+        {
+            'plc[0] ("plc-lane-1").port': "another PLC already uses 127.0.0.1:15020",
+            'plc[1] ("plc-lane-2").port': "another PLC already uses 127.0.0.1:15020",
+        },
+    ),
+    "bus-bad-baudrate": (
+        _all(_append("bus", dict(BUS, baudrate=12345)), _to_bus(2, "rs485-1")),
+        {'bus[0] ("rs485-1").baudrate': "19200"},
+    ),
+    "bus-bad-parity": (
+        _all(_append("bus", dict(BUS, parity="X")), _to_bus(2, "rs485-1")),
+        {'bus[0] ("rs485-1").parity': "'E'"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_site_is_refused_naming_file_and_key(tmp_path, case):
+    mutate, expected = BROKEN[case]
+    raw = demo_raw()
+    mutate(raw)
+    path = write_site(tmp_path, raw, f"{case}.toml")
+    err = refused(path)
+    for key, reason in expected.items():
+        assert_names(err, path, key, reason)
+    assert {k for k, _ in err.problems} == set(expected), f"unexpected extra problems: {err.problems}"
+
+
+def test_rtu_variant_of_the_demo_loads(tmp_path):
+    """Control for the bus cases above: a correct bus set-up is accepted."""
+    raw = demo_raw()
+    _all(_append("bus", dict(BUS)), _to_bus(1, "rs485-1", unit=1), _to_bus(2, "rs485-1", unit=2))(raw)
+    site = load_site(write_site(tmp_path, raw))
+    assert site.plc_named("plc-bay").bus == "rs485-1"
+    assert site.plc_named("plc-lane-2").host is None
+
+
+def test_watchdog_zero_means_off_and_is_accepted(tmp_path):
+    raw = demo_raw()
+    raw["plc"][0]["watchdog_ms"] = 0
+    assert load_site(write_site(tmp_path, raw)).plc[0].watchdog_ms == 0
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    raw = demo_raw()
+    raw["site"]["poll_ms"] = 0
+    raw["device"][0]["colour"] = "red"
+    raw["plc"][2]["port"] = 70000
+    path = write_site(tmp_path, raw)
+    err = refused(path)
+    assert {k for k, _ in err.problems} == {
+        "site.poll_ms",
+        'device[0] ("gate-1").colour',
+        'plc[2] ("plc-bay").port',
+    }
+    assert len(str(err).splitlines()) == 3
+
+
+def test_problems_is_a_list_of_key_reason_pairs(tmp_path):
+    raw = demo_raw()
+    raw["device"][0]["colour"] = "red"
+    raw["device"][1]["slot"] = 16
+    err = refused(write_site(tmp_path, raw))
+    assert isinstance(err.problems, list) and len(err.problems) == 2
+    for problem in err.problems:
+        assert isinstance(problem, tuple) and len(problem) == 2
+        key, reason = problem
+        assert isinstance(key, str) and key
+        assert isinstance(reason, str) and reason
+    assert isinstance(err, Exception)
+
+
+# ---------------------------------------------------------------------------
+# Files that are not valid TOML at all
+# ---------------------------------------------------------------------------
+
+SYNTAX_ERRORS = {
+    "unterminated-string": 'name = "demo-crossing\n',
+    "missing-value": "poll_ms =\n",
+    "duplicate-key": "poll_ms = 100\npoll_ms = 200\n",
+    "bad-table-header": "[[device]\nname = 'x'\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(SYNTAX_ERRORS))
+def test_toml_syntax_error_is_refused(tmp_path, case):
+    text = DEMO.read_text(encoding="utf-8").replace("[site]\n", "[site]\n" + SYNTAX_ERRORS[case], 1)
+    path = tmp_path / f"{case}.toml"
+    path.write_text(text, encoding="utf-8")
+    err = refused(path)
+    assert_names(err, path, "(syntax)", "line")
+    assert err.problems[0][0] == "(syntax)"
+    assert len(err.problems) == 1
+
+
+def test_missing_file_is_refused(tmp_path):
+    path = tmp_path / "nowhere" / "site.toml"
+    err = refused(path)
+    assert_names(err, path, "(file)", "cannot read")
+    assert "no such file" in str(err).lower()
+
+
+def test_directory_is_refused(tmp_path):
+    err = refused(tmp_path)
+    assert_names(err, tmp_path, "(file)", "cannot read")
+
+
+def test_non_utf8_file_is_refused(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(DEMO.read_text(encoding="utf-8").replace("demo-crossing", "d\u00e9mo").encode("latin-1"))
+    err = refused(path)
+    assert_names(err, path, "(file)", "utf-8")
+
+
+def test_empty_file_is_refused(tmp_path):
+    path = tmp_path / "empty.toml"
+    path.write_text("", encoding="utf-8")
+    err = refused(path)
+    assert {k for k, _ in err.problems} == {"site", "plc", "device"}
+    for key in ("site", "plc", "device"):
+        assert_names(err, path, key, "field required")
