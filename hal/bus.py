@@ -1,0 +1,292 @@
+"""One bus (a TCP endpoint or an RS-485 line): polls its PLCs, writes heartbeats, and puts commands before polls."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from hal.errors import BadReplyError, CommsError
+from hal.profile import (
+    WATCHDOG_OFF,
+    AckResult,
+    HeaderHolding,
+    SlotHolding,
+    slot_base,
+)
+from hal.snapshot import PlcSnapshot, decode_block
+from hal.transport import Transport
+from hal.unit import CommandOutcome, PendingCommand, PlcReading, Quality, UnitSpec, UnitState
+
+log = structlog.get_logger("hal.bus")
+
+ReadingHandler = Callable[[PlcReading], Awaitable[None]]
+
+RECONNECT_MIN_S = 0.1
+RECONNECT_MAX_S = 1.0
+ACK_SCANS = 10  # a command not acknowledged within this many PLC scans (plus one timeout) is reported
+
+
+class Bus:
+    """Owns one transport and the PLCs behind it; a single task does every exchange, in priority order."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        units: list[UnitSpec],
+        *,
+        poll_s: float,
+        timeout_s: float,
+        comms_lost_polls: int,
+        frozen_polls: int,
+        on_reading: ReadingHandler,
+    ):
+        self.transport = transport
+        self.units = {u.name: UnitState(u) for u in units}
+        self.poll_s = poll_s
+        self.timeout_s = timeout_s
+        self.comms_lost_polls = comms_lost_polls
+        self.frozen_polls = frozen_polls
+        self._on_reading = on_reading
+        self._commands: collections.deque[tuple[UnitState, PendingCommand]] = collections.deque()
+        self._wake = asyncio.Event()
+        self._reconnect_delay = RECONNECT_MIN_S
+        self._next_connect_at = 0.0
+        self._was_connected = False
+
+    # ----- public API -------------------------------------------------------------------------
+
+    async def command(self, plc: str, slot: int, code: int) -> CommandOutcome:
+        """Write COMMAND + COMMAND_SEQ to a slot before the next poll and wait for ACK_SEQ to reach it."""
+        unit = self.units[plc]
+        if not unit.good or slot not in unit.seq:
+            raise CommsError(f"{plc}: no valid data from the PLC; no command written")
+        future = asyncio.get_running_loop().create_future()
+        self._commands.append((unit, PendingCommand(slot=slot, code=code, future=future)))
+        self._wake.set()
+        return await future
+
+    async def run(self) -> None:
+        """Poll forever; cancel the task to stop."""
+        loop = asyncio.get_running_loop()
+        next_poll = loop.time()
+        try:
+            while True:
+                if not self.transport.connected and not await self._try_connect():
+                    await self._publish_failures("not connected")
+                    next_poll = loop.time() + self.poll_s
+                    await self._sleep_until(min(next_poll, self._next_connect_at))
+                    continue
+                await self._send_commands()
+                await self._send_heartbeats()
+                if loop.time() >= next_poll or self._acks_due():
+                    next_poll = loop.time() + self.poll_s
+                    for unit in self.units.values():
+                        await self._poll(unit)
+                await self._sleep_until(self._next_wake(next_poll))
+        finally:
+            self._fail_pending("bus stopped")
+            self.transport.close()
+
+    # ----- connection -------------------------------------------------------------------------
+
+    async def _try_connect(self) -> bool:
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._next_connect_at:
+            return False
+        if self._was_connected:
+            log.warning("bus_connection_lost", bus=self.transport.name)
+            self._was_connected = False
+        try:
+            await asyncio.wait_for(self.transport.connect(), self.timeout_s)
+        except (CommsError, TimeoutError) as exc:
+            self._next_connect_at = loop.time() + self._reconnect_delay
+            self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_MAX_S)
+            log.debug("bus_connect_failed", bus=self.transport.name, error=str(exc))
+            return False
+        self._reconnect_delay = RECONNECT_MIN_S
+        self._was_connected = True
+        log.info("bus_connected", bus=self.transport.name)
+        for unit in self.units.values():
+            unit.armed = False
+            unit.good = False
+            unit.seq.clear()
+        return True
+
+    async def _arm_watchdog(self, unit: UnitState) -> None:
+        """Write WATCHDOG_TIMEOUT_MS and read it back; done once per connection."""
+        spec = unit.spec
+        await self.transport.write_register(spec.unit, HeaderHolding.SUPERVISOR_HEARTBEAT, unit.heartbeat_out)
+        await self.transport.write_register(spec.unit, HeaderHolding.WATCHDOG_TIMEOUT_MS, spec.watchdog_ms)
+        (unit.watchdog_readback,) = await self.transport.read_holding(spec.unit, HeaderHolding.WATCHDOG_TIMEOUT_MS, 1)
+        unit.next_heartbeat_at = asyncio.get_running_loop().time() + self._heartbeat_period(spec)
+        unit.armed = True
+        log.info("watchdog_armed", plc=spec.name, configured_ms=spec.watchdog_ms, readback_ms=unit.watchdog_readback)
+
+    @staticmethod
+    def _heartbeat_period(spec: UnitSpec) -> float:
+        return (spec.watchdog_ms / 1000) / 4 if spec.watchdog_ms != WATCHDOG_OFF else 1.0
+
+    # ----- exchanges --------------------------------------------------------------------------
+
+    async def _send_commands(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._commands:
+            unit, cmd = self._commands.popleft()
+            if cmd.future.done():
+                continue
+            if not unit.good:
+                cmd.future.set_exception(CommsError(f"{unit.spec.name}: lost before the command was written"))
+                continue
+            cmd.seq = unit.next_seq(cmd.slot)
+            try:
+                await self.transport.write_registers(
+                    unit.spec.unit, slot_base(cmd.slot) + SlotHolding.COMMAND, [cmd.code, cmd.seq]
+                )
+            except CommsError as exc:
+                cmd.future.set_exception(CommsError(f"{unit.spec.name}: command write failed: {exc}"))
+                self._note_failure(unit, str(exc))
+                continue
+            scan_s = (unit.last_scan_ms or 10) / 1000
+            cmd.deadline = loop.time() + ACK_SCANS * scan_s + self.timeout_s + self.poll_s
+            previous = unit.awaiting_ack.pop(cmd.slot, None)
+            if previous is not None and not previous.future.done():
+                previous.future.set_result(CommandOutcome(acknowledged=False, result=None, seq=previous.seq))
+            unit.awaiting_ack[cmd.slot] = cmd
+
+    async def _send_heartbeats(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for unit in self.units.values():
+            if not unit.armed or now < unit.next_heartbeat_at:
+                continue
+            unit.heartbeat_out = (unit.heartbeat_out + 1) & 0xFFFF
+            try:
+                await self.transport.write_register(
+                    unit.spec.unit, HeaderHolding.SUPERVISOR_HEARTBEAT, unit.heartbeat_out
+                )
+                unit.next_heartbeat_at = now + self._heartbeat_period(unit.spec)
+            except CommsError as exc:
+                self._note_failure(unit, str(exc))
+
+    async def _poll(self, unit: UnitState) -> None:
+        spec = unit.spec
+        try:
+            if not unit.armed:
+                await self._arm_watchdog(unit)
+            words: list[int] = []
+            for address, count in spec.read_plan():
+                words += await self.transport.read_input(spec.unit, address, count)
+            snap = decode_block(words, len(spec.slot_kinds), asyncio.get_running_loop().time())
+        except CommsError as exc:
+            self._note_failure(unit, str(exc))
+            await self._publish(unit, None, str(exc))
+            return
+        unit.consecutive_failures = 0
+        problem = spec.identity_problem(snap) or self._frozen_problem(unit, snap)
+        unit.good = problem is None
+        unit.last_scan_ms = snap.scan_time_ms
+        if unit.good:
+            for slot, slot_snap in enumerate(snap.slots):
+                unit.seq.setdefault(slot, slot_snap.ack_seq)
+            self._check_acks(unit, snap)
+        await self._publish(unit, snap if unit.good else None, problem)
+
+    def _frozen_problem(self, unit: UnitState, snap: PlcSnapshot) -> str | None:
+        if snap.heartbeat == unit.last_plc_heartbeat:
+            unit.unchanged_heartbeats += 1
+        else:
+            unit.unchanged_heartbeats = 0
+        unit.last_plc_heartbeat = snap.heartbeat
+        if unit.unchanged_heartbeats >= self.frozen_polls:
+            return f"PLC frozen: PLC_HEARTBEAT unchanged for {unit.unchanged_heartbeats} polls"
+        return None
+
+    def _check_acks(self, unit: UnitState, snap: PlcSnapshot) -> None:
+        now = asyncio.get_running_loop().time()
+        for slot, cmd in list(unit.awaiting_ack.items()):
+            slot_snap = snap.slots[slot]
+            if slot_snap.ack_seq == cmd.seq:
+                try:
+                    result = AckResult(slot_snap.ack_result)
+                except ValueError:
+                    cmd.future.set_exception(BadReplyError(f"slot {slot}: ACK_RESULT {slot_snap.ack_result} unknown"))
+                else:
+                    cmd.future.set_result(CommandOutcome(acknowledged=True, result=result, seq=cmd.seq))
+                del unit.awaiting_ack[slot]
+            elif now >= cmd.deadline:
+                cmd.future.set_result(CommandOutcome(acknowledged=False, result=None, seq=cmd.seq))
+                del unit.awaiting_ack[slot]
+
+    # ----- bookkeeping ------------------------------------------------------------------------
+
+    def _note_failure(self, unit: UnitState, reason: str) -> None:
+        unit.consecutive_failures += 1
+        unit.good = False
+        if not self.transport.connected:
+            unit.armed = False
+        if unit.consecutive_failures == self.comms_lost_polls:
+            log.warning("plc_comms_lost", plc=unit.spec.name, reason=reason)
+
+    async def _publish_failures(self, reason: str) -> None:
+        for unit in self.units.values():
+            self._note_failure(unit, reason)
+            await self._publish(unit, None, reason)
+        self._fail_pending(reason)
+
+    async def _publish(self, unit: UnitState, snap: PlcSnapshot | None, reason: str | None) -> None:
+        lost = unit.consecutive_failures >= self.comms_lost_polls
+        if snap is not None:
+            quality = Quality.GOOD
+        elif unit.consecutive_failures and not lost:
+            quality = Quality.STALE
+        else:
+            quality = Quality.INVALID
+        await self._on_reading(
+            PlcReading(
+                plc=unit.spec.name,
+                quality=quality,
+                snapshot=snap,
+                reason=reason,
+                comms_lost=lost,
+                consecutive_failures=unit.consecutive_failures,
+                watchdog_readback=unit.watchdog_readback,
+            )
+        )
+
+    def _fail_pending(self, reason: str) -> None:
+        for _, cmd in self._commands:
+            if not cmd.future.done():
+                cmd.future.set_exception(CommsError(reason))
+        self._commands.clear()
+        for unit in self.units.values():
+            for cmd in unit.awaiting_ack.values():
+                if not cmd.future.done():
+                    cmd.future.set_result(CommandOutcome(acknowledged=False, result=None, seq=cmd.seq))
+            unit.awaiting_ack.clear()
+
+    def _acks_due(self) -> bool:
+        return any(u.awaiting_ack for u in self.units.values())
+
+    def _next_wake(self, next_poll: float) -> float:
+        wake = next_poll
+        for unit in self.units.values():
+            if unit.armed:
+                wake = min(wake, unit.next_heartbeat_at)
+            if unit.awaiting_ack:
+                wake = min(wake, asyncio.get_running_loop().time() + 2 * (unit.last_scan_ms or 10) / 1000)
+        return wake
+
+    async def _sleep_until(self, when: float) -> None:
+        delay = when - asyncio.get_running_loop().time()
+        if delay <= 0 and not self._commands:
+            await asyncio.sleep(0)
+            return
+        self._wake.clear()
+        if self._commands:
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), max(delay, 0))
+        except TimeoutError:
+            pass

@@ -1,0 +1,99 @@
+"""Decode the PLC's input-register block into a typed snapshot, rejecting values outside the profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hal.errors import BadReplyError
+from hal.profile import (
+    MAX_SLOTS,
+    POSITION_CLOSED,
+    POSITION_NO_ENCODER,
+    SLOT_STRIDE,
+    HeaderInput,
+    Kind,
+    SlotInput,
+    input_block_size,
+    join_u32,
+    slot_base,
+    to_signed16,
+)
+
+
+@dataclass(frozen=True)
+class SlotSnapshot:
+    """One device slot as the PLC reported it in one poll."""
+
+    kind: Kind
+    status: int
+    position: int | None  # None: no encoder
+    ack_seq: int
+    ack_result: int
+    fault_code: int
+    analog_1: int
+    analog_2: int  # signed
+    last_travel_ms: int
+    cycle_count: int
+
+
+@dataclass(frozen=True)
+class PlcSnapshot:
+    """The header and every slot of one PLC from one coherent poll."""
+
+    magic: int
+    version: int
+    heartbeat: int
+    plc_status: int
+    slot_count: int
+    scan_time_ms: int
+    config_crc32: int
+    slots: tuple[SlotSnapshot, ...]
+    read_at: float  # event-loop time of the reply
+
+
+def decode_slot(words: list[int], slot: int) -> SlotSnapshot:
+    """Decode the 12 registers of one slot; BadReplyError on a value the profile does not allow."""
+    if len(words) != SLOT_STRIDE:
+        raise BadReplyError(f"slot {slot}: {len(words)} registers, expected {SLOT_STRIDE}")
+    try:
+        kind = Kind(words[SlotInput.KIND])
+    except ValueError:
+        raise BadReplyError(f"slot {slot}: KIND {words[SlotInput.KIND]} is not a known kind") from None
+    position = words[SlotInput.POSITION]
+    if position != POSITION_NO_ENCODER and position > POSITION_CLOSED:
+        raise BadReplyError(f"slot {slot}: POSITION {position} outside 0..{POSITION_CLOSED}")
+    return SlotSnapshot(
+        kind=kind,
+        status=words[SlotInput.STATUS],
+        position=None if position == POSITION_NO_ENCODER else position,
+        ack_seq=words[SlotInput.ACK_SEQ],
+        ack_result=words[SlotInput.ACK_RESULT],
+        fault_code=words[SlotInput.FAULT_CODE],
+        analog_1=words[SlotInput.ANALOG_1],
+        analog_2=to_signed16(words[SlotInput.ANALOG_2]),
+        last_travel_ms=words[SlotInput.LAST_TRAVEL_MS],
+        cycle_count=join_u32(words[SlotInput.CYCLE_COUNT], words[SlotInput.CYCLE_COUNT + 1]),
+    )
+
+
+def decode_block(words: list[int], slot_count: int, read_at: float) -> PlcSnapshot:
+    """Decode IR 0 .. 16 + 12·slot_count − 1 read for a PLC configured with `slot_count` slots."""
+    if len(words) != input_block_size(slot_count):
+        raise BadReplyError(f"input block has {len(words)} registers, expected {input_block_size(slot_count)}")
+    reported = words[HeaderInput.SLOT_COUNT]
+    if not 1 <= reported <= MAX_SLOTS:
+        raise BadReplyError(f"SLOT_COUNT {reported} outside 1..{MAX_SLOTS}")
+    slots = tuple(
+        decode_slot(words[slot_base(s) : slot_base(s) + SLOT_STRIDE], s) for s in range(slot_count)
+    )
+    return PlcSnapshot(
+        magic=words[HeaderInput.PROFILE_MAGIC],
+        version=words[HeaderInput.PROFILE_VERSION],
+        heartbeat=words[HeaderInput.PLC_HEARTBEAT],
+        plc_status=words[HeaderInput.PLC_STATUS],
+        slot_count=reported,
+        scan_time_ms=words[HeaderInput.SCAN_TIME_MS],
+        config_crc32=join_u32(words[HeaderInput.CONFIG_CRC32], words[HeaderInput.CONFIG_CRC32 + 1]),
+        slots=slots,
+        read_at=read_at,
+    )

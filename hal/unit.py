@@ -1,0 +1,127 @@
+"""What the supervisor knows of one PLC on a bus: its expected program, data quality, command sequence and acks."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from hal.profile import (
+    ACK_RESULT_MEANING,
+    PROFILE_MAGIC,
+    PROFILE_VERSION,
+    SLOTS_PER_READ_WITH_HEADER,
+    AckResult,
+    Kind,
+    config_crc32,
+    input_block_size,
+    next_command_seq,
+    slot_base,
+)
+from hal.snapshot import PlcSnapshot
+
+
+class Quality(StrEnum):
+    """How far the latest data of a PLC can be trusted."""
+
+    GOOD = "good"  # the latest poll returned valid data from the expected program
+    STALE = "stale"  # the latest poll failed; older data must not be shown as a state
+    INVALID = "invalid"  # comms lost, wrong program, frozen PLC, or nothing read yet
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    """The configured facts about one PLC: where it is and what program it must run."""
+
+    name: str
+    unit: int
+    slot_kinds: tuple[Kind, ...]
+    watchdog_ms: int
+
+    def read_plan(self) -> list[tuple[int, int]]:
+        """(address, count) of the FC4 reads that cover header and slots: one read up to nine slots."""
+        n = len(self.slot_kinds)
+        first = min(n, SLOTS_PER_READ_WITH_HEADER)
+        plan = [(0, input_block_size(first))]
+        if n > first:
+            plan.append((slot_base(first), input_block_size(n) - input_block_size(first)))
+        return plan
+
+    def identity_problem(self, snap: PlcSnapshot) -> str | None:
+        """Why the PLC's reported program differs from the configured one, or None."""
+        if snap.magic != PROFILE_MAGIC:
+            return f"PROFILE_MAGIC is 0x{snap.magic:04X}, expected 0x{PROFILE_MAGIC:04X}"
+        if snap.version != PROFILE_VERSION:
+            return f"PROFILE_VERSION is {snap.version}, expected {PROFILE_VERSION}"
+        if snap.slot_count != len(self.slot_kinds):
+            return f"SLOT_COUNT is {snap.slot_count}, configured {len(self.slot_kinds)}"
+        kinds = tuple(s.kind for s in snap.slots)
+        if kinds != self.slot_kinds:
+            return f"slot kinds are {[int(k) for k in kinds]}, configured {[int(k) for k in self.slot_kinds]}"
+        expected_crc = config_crc32(list(self.slot_kinds))
+        if snap.config_crc32 != expected_crc:
+            return f"CONFIG_CRC32 is 0x{snap.config_crc32:08X}, expected 0x{expected_crc:08X}"
+        return None
+
+
+@dataclass(frozen=True)
+class PlcReading:
+    """What one poll attempt of one PLC produced, handed to the controller."""
+
+    plc: str
+    quality: Quality
+    snapshot: PlcSnapshot | None  # only when quality is GOOD
+    reason: str | None  # why quality is not GOOD
+    comms_lost: bool
+    consecutive_failures: int
+    watchdog_readback: int | None
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """The PLC's answer to one command: accepted, rejected with a reason, or never acknowledged."""
+
+    acknowledged: bool
+    result: AckResult | None
+    seq: int
+
+    @property
+    def accepted(self) -> bool:
+        return self.acknowledged and self.result == AckResult.ACCEPTED
+
+    def describe(self) -> str:
+        if not self.acknowledged:
+            return f"not acknowledged by the PLC (COMMAND_SEQ {self.seq})"
+        assert self.result is not None
+        return f"{self.result.name}: {ACK_RESULT_MEANING[self.result]}"
+
+
+@dataclass
+class PendingCommand:
+    slot: int
+    code: int
+    future: asyncio.Future
+    seq: int = 0
+    deadline: float = 0.0
+
+
+@dataclass
+class UnitState:
+    """Mutable per-PLC bookkeeping kept by the bus."""
+
+    spec: UnitSpec
+    consecutive_failures: int = 0
+    good: bool = False
+    heartbeat_out: int = 0
+    next_heartbeat_at: float = 0.0
+    watchdog_readback: int | None = None
+    last_plc_heartbeat: int | None = None
+    unchanged_heartbeats: int = 0
+    seq: dict[int, int] = field(default_factory=dict)  # slot -> last COMMAND_SEQ written or read back
+    awaiting_ack: dict[int, PendingCommand] = field(default_factory=dict)
+    armed: bool = False
+    last_scan_ms: int = 0
+
+    def next_seq(self, slot: int) -> int:
+        self.seq[slot] = next_command_seq(self.seq[slot])
+        return self.seq[slot]

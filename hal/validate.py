@@ -1,0 +1,41 @@
+"""Check every Modbus reply ourselves: pymodbus accepts wrong function codes and counts without an error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hal.errors import BadReplyError, ExceptionReplyError
+
+
+def _check_common(reply: Any, function_code: int, unit: int, what: str) -> None:
+    if reply is None:
+        raise BadReplyError(f"{what}: no reply object")
+    if reply.isError():
+        code = getattr(reply, "exception_code", 0) or 0
+        raise ExceptionReplyError(function_code, int(code), what)
+    got_fc = getattr(reply, "function_code", None)
+    if got_fc != function_code:
+        raise BadReplyError(f"{what}: reply has function code {got_fc}, expected {function_code}")
+    got_unit = getattr(reply, "dev_id", unit)
+    if got_unit != unit:
+        raise BadReplyError(f"{what}: reply from unit {got_unit}, expected {unit}")
+
+
+def check_read_reply(reply: Any, *, function_code: int, count: int, unit: int, what: str) -> list[int]:
+    """The registers of a valid FC3/FC4 reply, or BadReplyError / ExceptionReplyError."""
+    _check_common(reply, function_code, unit, what)
+    registers = list(getattr(reply, "registers", None) or [])
+    if len(registers) != count:
+        raise BadReplyError(f"{what}: reply has {len(registers)} registers, expected {count}")
+    if any(not 0 <= r <= 0xFFFF for r in registers):
+        raise BadReplyError(f"{what}: reply holds a value outside 16 bits")
+    return registers
+
+
+def check_write_reply(reply: Any, *, function_code: int, address: int, count: int, unit: int, what: str) -> None:
+    """Raise unless `reply` echoes a FC6/FC16 write of `count` registers at `address`."""
+    _check_common(reply, function_code, unit, what)
+    if getattr(reply, "address", None) != address:
+        raise BadReplyError(f"{what}: reply echoes address {getattr(reply, 'address', None)}, expected {address}")
+    if function_code == 16 and getattr(reply, "count", None) != count:
+        raise BadReplyError(f"{what}: reply echoes count {getattr(reply, 'count', None)}, expected {count}")
