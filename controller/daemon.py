@@ -1,0 +1,90 @@
+"""barrierd: load the site, poll every PLC, serve the control socket, and stop cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import structlog
+
+from config import ConfigError, SiteConfig, load_site
+from controller.auth import role_for, user_name
+from controller.commands import build_registry
+from controller.control_socket import ControlServer
+from controller.event_store import Caller, EventStore
+from controller.logging_setup import configure_logging
+from controller.paths import default_socket, default_state_dir
+from controller.site import Site, UnsupportedConfig
+
+log = structlog.get_logger("barrierd")
+
+EXIT_CONFIG = 2
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="barrierd", description="Barrier supervisor daemon.")
+    parser.add_argument("--config", required=True, type=Path, help="site configuration (TOML)")
+    parser.add_argument("--socket", type=Path, default=None, help="control socket path")
+    parser.add_argument("--state-dir", type=Path, default=None, help="where the event store lives")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser.parse_args(argv)
+
+
+async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
+    """Run until SIGTERM or SIGINT; on start the PLCs are read and nothing is commanded."""
+    store = EventStore(state_dir / "events.sqlite")
+    site = Site(cfg, store)
+    registry = build_registry()
+    daemon_uid = os.geteuid()
+
+    def identify(pid: int, uid: int, gid: int) -> Caller:
+        role = role_for(uid, gid, cfg.access, daemon_uid)
+        return Caller(uid=uid, gid=gid, pid=pid, user=user_name(uid), role=role.label)
+
+    async def dispatch(request: dict, caller: Caller) -> dict:
+        return (await registry.dispatch(site, request, caller)).as_dict()
+
+    control = ControlServer(socket_path, dispatch, identify)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    store.record_event("daemon", "site", "barrierd started", pid=os.getpid(), config=cfg.site.name)
+    await site.start()
+    await control.start()
+    log.info("barrierd_ready", site=cfg.site.name, socket=str(socket_path), state_dir=str(state_dir),
+             plcs=len(cfg.plc), devices=len(cfg.device))
+    try:
+        await stop.wait()
+    finally:
+        log.info("barrierd_stopping")
+        await control.stop()
+        await site.stop()
+        store.record_event("daemon", "site", "barrierd stopped", pid=os.getpid())
+        store.close()
+        log.info("barrierd_stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        cfg = load_site(args.config)
+    except ConfigError as exc:
+        print(f"barrierd: configuration refused, nothing started:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        asyncio.run(serve(cfg, args.socket or default_socket(), args.state_dir or default_state_dir()))
+    except UnsupportedConfig as exc:
+        print(f"barrierd: {args.config}: {exc}; nothing started", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The device model every kind shares: a transitions machine fed by PLC readings, with intent kept beside state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import structlog
+from transitions.extensions.asyncio import AsyncMachine, AsyncTimeout
+from transitions.extensions.states import add_state_features
+
+from config.schema import DeviceSection
+from hal.profile import Kind
+from hal.snapshot import SlotSnapshot
+from hal.unit import Quality
+
+log = structlog.get_logger("controller.devices")
+
+
+@add_state_features(AsyncTimeout)
+class TimedMachine(AsyncMachine):
+    """AsyncMachine whose states may carry a `timeout` and an `on_timeout` trigger."""
+
+
+@dataclass(frozen=True)
+class Intent:
+    """The supervisor's last accepted command to a device, and who gave it."""
+
+    verb: str
+    code: int
+    by: str
+    at: float  # unix time
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """One transition, as logged and stored."""
+
+    device: str
+    from_state: str
+    to_state: str
+    trigger: str
+    cause: str
+
+
+StateChangeHandler = Callable[[StateChange], Awaitable[None]]
+
+
+class Device:
+    """Base of every device kind; a kind module gives STATES, VERBS and `derive_state`."""
+
+    KIND: ClassVar[Kind]
+    STATES: ClassVar[tuple[str, ...]]
+    VERBS: ClassVar[dict[str, int]]  # what a person types -> COMMAND value
+    OPENING_VERBS: ClassVar[frozenset[str]]  # verbs that make the device passable
+    TIMED_STATES: ClassVar[tuple[str, ...]] = ()  # states supervised by travel time
+
+    def __init__(self, cfg: DeviceSection, on_change: StateChangeHandler | None = None):
+        self.name = cfg.name
+        self.plc = cfg.plc
+        self.slot = cfg.slot
+        self.cfg = cfg
+        self.quality = Quality.INVALID
+        self.quality_reason: str | None = "not read yet"
+        self.feedback: SlotSnapshot | None = None
+        self.intent: Intent | None = None
+        self.latched_fault: str | None = None  # a fault the supervisor found; held until reset
+        self.state = "unknown"
+        self._on_change = on_change
+        travel_limit = cfg.travel_s * cfg.travel_factor
+        states = [
+            {"name": s, "timeout": travel_limit, "on_timeout": "travel_timed_out"} if s in self.TIMED_STATES else s
+            for s in self.STATES
+        ]
+        self.machine = TimedMachine(
+            model=self,
+            states=states,
+            initial="unknown",
+            queued="model",
+            auto_transitions=False,
+            send_event=True,
+            after_state_change="_state_changed",
+        )
+        for target in self.STATES:
+            for source in self.STATES:
+                # Seeing the state it is already in is an internal transition: no exit, no timer restart.
+                self.machine.add_transition(f"sense_{target}", source, None if source == target else target)
+        if self.TIMED_STATES:
+            self.machine.add_transition(
+                "travel_timed_out", list(self.TIMED_STATES), "fault", before="_latch_travel_timeout"
+            )
+
+    # ----- feedback ---------------------------------------------------------------------------
+
+    def derive_state(self, slot: SlotSnapshot) -> tuple[str, str]:
+        """(state, cause) from one slot's feedback with good quality; given by each kind."""
+        raise NotImplementedError
+
+    async def observe(self, quality: Quality, slot: SlotSnapshot | None, reason: str | None) -> None:
+        """Take one reading: unknown unless the data are good, else the state the feedback shows."""
+        self.quality = quality
+        self.quality_reason = reason
+        if quality is not Quality.GOOD or slot is None:
+            self.feedback = None
+            target, cause = "unknown", reason or f"data {quality.value}"
+        else:
+            self.feedback = slot
+            target, cause = self.derive_state(slot)
+            if self.latched_fault is not None:
+                target, cause = "fault", self.latched_fault
+        await self.trigger(f"sense_{target}", cause=cause)
+
+    async def _latch_travel_timeout(self, event) -> None:
+        limit = self.cfg.travel_s * self.cfg.travel_factor
+        self.latched_fault = f"travel timeout: no limit reached within {limit:.1f} s"
+
+    async def _state_changed(self, event) -> None:
+        if event.transition.dest is None:
+            return
+        change = StateChange(
+            device=self.name,
+            from_state=event.transition.source,
+            to_state=event.transition.dest,
+            trigger=event.event.name,
+            cause=event.kwargs.get("cause") or self.latched_fault or "",
+        )
+        log.info("device_state_changed", **change.__dict__)
+        if self._on_change is not None:
+            await self._on_change(change)
+
+    # ----- commands ---------------------------------------------------------------------------
+
+    def record_intent(self, verb: str, by: str) -> None:
+        self.intent = Intent(verb=verb, code=self.VERBS[verb], by=by, at=time.time())
+
+    def clear_latched_fault(self) -> None:
+        self.latched_fault = None
+
+    @property
+    def display_state(self) -> str:
+        """The state as a guard reads it (blockers say raised / lowered)."""
+        return self.state
+
+    def as_dict(self) -> dict:
+        fb = self.feedback
+        return {
+            "name": self.name,
+            "kind": self.cfg.kind,
+            "state": self.state,
+            "display": self.display_state,
+            "position": fb.position if fb is not None else None,
+            "plc": self.plc,
+            "slot": self.slot,
+            "quality": self.quality.value,
+            "reason": self.quality_reason if self.quality is not Quality.GOOD else self.latched_fault,
+            "intent": self.intent.verb if self.intent else None,
+            "intent_by": self.intent.by if self.intent else None,
+        }

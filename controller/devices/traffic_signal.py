@@ -1,0 +1,27 @@
+"""Traffic signal: shows red or green; green is the opening command."""
+
+from __future__ import annotations
+
+from controller.devices.base import Device
+from hal.profile import Kind, SignalCommand, SignalStatus
+from hal.snapshot import SlotSnapshot
+
+
+class TrafficSignal(Device):
+    KIND = Kind.TRAFFIC_SIGNAL
+    STATES = ("unknown", "red", "green", "fault", "local")
+    VERBS = {"green": SignalCommand.GREEN, "red": SignalCommand.RED, "reset": SignalCommand.RESET}
+    OPENING_VERBS = frozenset({"green"})
+
+    def derive_state(self, slot: SlotSnapshot) -> tuple[str, str]:
+        status = SignalStatus(slot.status)
+        if SignalStatus.LAMP_FAULT in status:
+            return "fault", "lamp fault"
+        if SignalStatus.LOCAL in status:
+            return "local", "signal under local control"
+        green, red = SignalStatus.GREEN in status, SignalStatus.RED in status
+        if green and not red:
+            return "green", "green shown"
+        if red and not green:
+            return "red", "red shown"
+        return "unknown", "signal shows neither or both aspects without a lamp fault"

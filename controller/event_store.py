@@ -1,0 +1,112 @@
+"""The SQLite event store: every state change and every command, with who gave it and what came of it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts      REAL NOT NULL,
+    kind    TEXT NOT NULL,          -- state_change, command, daemon, ...
+    subject TEXT NOT NULL,          -- device, lane, PLC or 'site'
+    summary TEXT NOT NULL,
+    data    TEXT NOT NULL           -- JSON
+);
+CREATE TABLE IF NOT EXISTS commands (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts       REAL NOT NULL,
+    uid      INTEGER NOT NULL,
+    user     TEXT NOT NULL,
+    pid      INTEGER NOT NULL,
+    role     TEXT NOT NULL,
+    command  TEXT NOT NULL,
+    args     TEXT NOT NULL,         -- JSON
+    outcome  TEXT NOT NULL,         -- done, refused, error, not_authorised, usage
+    exit_code INTEGER NOT NULL,
+    message  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
+"""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request over the control socket (from SO_PEERCRED)."""
+
+    uid: int
+    gid: int
+    pid: int
+    user: str
+    role: str
+
+
+class EventStore:
+    """Append-only log in one SQLite file; writes are committed one by one so a crash loses nothing."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def record_event(self, kind: str, subject: str, summary: str, **data) -> int:
+        cur = self._db.execute(
+            "INSERT INTO events (ts, kind, subject, summary, data) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), kind, subject, summary, json.dumps(data, default=str)),
+        )
+        return int(cur.lastrowid)
+
+    def record_command(self, caller: Caller, command: str, args: dict, outcome: str, exit_code: int, message: str) -> int:
+        cur = self._db.execute(
+            "INSERT INTO commands (ts, uid, user, pid, role, command, args, outcome, exit_code, message)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                time.time(),
+                caller.uid,
+                caller.user,
+                caller.pid,
+                caller.role,
+                command,
+                json.dumps(args, default=str),
+                outcome,
+                exit_code,
+                message,
+            ),
+        )
+        self.record_event(
+            "command", args.get("device") or args.get("lane") or "site", f"{caller.user}: {command} → {outcome}",
+            uid=caller.uid, pid=caller.pid, args=args, message=message,
+        )
+        return int(cur.lastrowid)
+
+    def recent_events(self, limit: int = 50, after_id: int = 0) -> list[dict]:
+        rows = self._db.execute(
+            "SELECT id, ts, kind, subject, summary, data FROM events WHERE id > ? ORDER BY id DESC LIMIT ?",
+            (after_id, limit),
+        ).fetchall()
+        return [
+            {"id": r[0], "ts": r[1], "kind": r[2], "subject": r[3], "summary": r[4], "data": json.loads(r[5])}
+            for r in reversed(rows)
+        ]
+
+    def recent_commands(self, limit: int = 50) -> list[dict]:
+        rows = self._db.execute(
+            "SELECT id, ts, uid, user, pid, role, command, args, outcome, exit_code, message"
+            " FROM commands ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        keys = ("id", "ts", "uid", "user", "pid", "role", "command", "args", "outcome", "exit_code", "message")
+        result = [dict(zip(keys, r, strict=True)) for r in reversed(rows)]
+        for row in result:
+            row["args"] = json.loads(row["args"])
+        return result
