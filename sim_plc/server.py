@@ -1,0 +1,201 @@
+"""Serve a site's simulated PLCs over Modbus TCP, each with its own scan loop; SimSite is the entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pymodbus.server import ModbusTcpServer
+
+from config.schema import PlcSection, SiteConfig
+from sim_plc.clock import Clock, SystemClock
+from sim_plc.device import build_device
+from sim_plc.errors import FaultError
+from sim_plc.plant import SimPlc
+from sim_plc.writelog import WriteLog
+
+log = logging.getLogger(__name__)
+
+
+async def scan_loop(plc: SimPlc, period_s: float) -> None:
+    """Call plc.scan() every period on the event loop's clock, without drift."""
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
+    try:
+        while True:
+            plc.scan()
+            next_at += period_s
+            delay = next_at - loop.time()
+            if delay < -10 * period_s:  # far behind (suspended process): start afresh
+                next_at = loop.time()
+            await asyncio.sleep(max(0.0, delay))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("scan loop of PLC %s died", plc.name)
+        raise
+
+
+class TcpEndpoint:
+    """One SimPlc on one Modbus TCP listening socket. comms_silence drops every outgoing frame."""
+
+    def __init__(self, plc: SimPlc, host: str, port: int, write_log: WriteLog) -> None:
+        self.plc = plc
+        self.host = host
+        self.requested_port = port
+        self.port: int | None = None
+        self._server = ModbusTcpServer(
+            build_device(plc, write_log),
+            address=(host, port),
+            trace_packet=self._trace_packet,
+            trace_connect=self._trace_connect,
+        )
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        if sending and self.plc.comms_silent:
+            return b""  # an empty write sends nothing: the client times out
+        return data
+
+    def _trace_connect(self, connected: bool) -> None:
+        log.debug("PLC %s: client %s", self.plc.name, "connected" if connected else "disconnected")
+
+    async def start(self) -> int:
+        try:
+            await self._server.serve_forever(background=True)
+        except RuntimeError as exc:
+            raise OSError(f"PLC {self.plc.name}: cannot listen on {self.host}:{self.requested_port}") from exc
+        assert self._server.transport is not None
+        self.port = int(self._server.transport.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        log.info("PLC %s listening on %s:%d (unit %d)", self.plc.name, self.host, self.port, self.plc.unit)
+        return self.port
+
+    async def stop(self) -> None:
+        await self._server.shutdown()
+
+
+class SimSite:
+    """Every Modbus TCP PLC of a site, simulated and served. PLCs on a serial bus are skipped for now.
+
+    port_override maps PLC name → port (0 = ephemeral) or is one port for all; host_override replaces
+    every PLC's host. write_log is a JSON-lines file path (see WriteLog); the clock drives physics.
+    """
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        *,
+        plc_names: Iterable[str] | None = None,
+        host_override: str | None = None,
+        port_override: Mapping[str, int] | int | None = None,
+        write_log: Path | str | None = None,
+        clock: Clock | None = None,
+        scan_ms: int = 10,
+    ) -> None:
+        known = [p.name for p in site.plc]
+        names = list(plc_names) if plc_names is not None else known
+        if unknown := [n for n in names if n not in known]:
+            raise ValueError(f"unknown PLC {', '.join(unknown)}; the site has: {', '.join(known)}")
+        if isinstance(port_override, Mapping) and (stray := set(port_override) - set(names)):
+            raise ValueError(f"port_override names PLCs that are not served: {', '.join(sorted(stray))}")
+        self.site = site
+        self.clock: Clock = clock or SystemClock()
+        self.scan_ms = scan_ms
+        self.write_log = WriteLog(write_log)
+        self.plcs: dict[str, SimPlc] = {}
+        self.skipped: dict[str, str] = {}
+        self._endpoints: dict[str, TcpEndpoint] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._host_override = host_override
+        self._port_override = port_override
+        self._selected = [site.plc_named(n) for n in names]
+
+    def _port_for(self, plc: PlcSection) -> int:
+        if isinstance(self._port_override, int):
+            return self._port_override
+        if self._port_override is not None and plc.name in self._port_override:
+            return self._port_override[plc.name]
+        assert plc.port is not None
+        return plc.port
+
+    async def start(self) -> None:
+        """Create the PLCs, listen on every TCP endpoint and start the scan loops."""
+        try:
+            for section in self._selected:
+                kinds = self.site.slot_kinds(section.name)
+                if section.bus is not None:
+                    self._skip(section.name, f"on serial bus {section.bus!r}: Modbus RTU is not simulated yet")
+                    continue
+                if not kinds:
+                    self._skip(section.name, "has no devices")
+                    continue
+                plc = SimPlc(section.name, kinds, self.clock, scan_ms=self.scan_ms, unit=section.unit)
+                host = self._host_override or section.host
+                assert host is not None
+                endpoint = TcpEndpoint(plc, host, self._port_for(section), self.write_log)
+                self._endpoints[section.name] = endpoint
+                self.plcs[section.name] = plc
+                await endpoint.start()
+                self._tasks.append(asyncio.create_task(scan_loop(plc, self.scan_ms / 1000), name=f"scan-{plc.name}"))
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _skip(self, name: str, reason: str) -> None:
+        self.skipped[name] = reason
+        log.warning("PLC %s skipped: %s", name, reason)
+
+    async def stop(self) -> None:
+        """Stop scan loops and servers (closing client connections); close the write log."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for endpoint in self._endpoints.values():
+            if endpoint.port is not None:
+                with contextlib.suppress(Exception):
+                    await endpoint.stop()
+        self._endpoints.clear()
+        self.write_log.close()
+
+    async def __aenter__(self) -> SimSite:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---- queries and fault injection ------------------------------------------------------------
+    def port_of(self, name: str) -> int:
+        endpoint = self._endpoints.get(name)
+        if endpoint is None or endpoint.port is None:
+            raise KeyError(f"PLC {name!r} is not being served")
+        return endpoint.port
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {name: self.port_of(name) for name in self.plcs}
+
+    @property
+    def writes(self) -> list[dict[str, Any]]:
+        return self.write_log.entries
+
+    def plc(self, name: str) -> SimPlc:
+        try:
+            return self.plcs[name]
+        except KeyError:
+            raise FaultError(f"unknown PLC {name!r}; served PLCs: {', '.join(self.plcs)}") from None
+
+    def inject(
+        self, plc: str, fault: str, slot: int | None = None, active: bool = True, code: int | None = None
+    ) -> None:
+        """Switch a fault on one PLC (see sim_plc.faults); FaultError names an unknown PLC/fault/slot."""
+        self.plc(plc).inject(fault, slot, active, code)
+
+    def active_faults(self) -> list[dict[str, Any]]:
+        return [fault for plc in self.plcs.values() for fault in plc.active_faults()]
