@@ -27,6 +27,7 @@ ReadingHandler = Callable[[PlcReading], Awaitable[None]]
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 1.0
 ACK_SCANS = 10  # a command not acknowledged within this many PLC scans (plus one timeout) is reported
+WAKE_SLACK_S = 1e-6  # sleep this much past a due time, so the loop never wakes just before it
 
 
 class Bus:
@@ -168,6 +169,9 @@ class Bus:
                 )
                 unit.next_heartbeat_at = now + self._heartbeat_period(unit.spec)
             except CommsError as exc:
+                # Retry at the next poll at the latest, not at once: a due time left in the past
+                # would make the bus loop on failing heartbeat writes without ever sleeping.
+                unit.next_heartbeat_at = now + min(self.poll_s, self._heartbeat_period(unit.spec))
                 self._note_failure(unit, str(exc))
 
     async def _poll(self, unit: UnitState) -> None:
@@ -181,6 +185,7 @@ class Bus:
             snap = decode_block(words, len(spec.slot_kinds), asyncio.get_running_loop().time())
         except CommsError as exc:
             self._note_failure(unit, str(exc))
+            self._check_acks(unit, None)
             await self._publish(unit, None, str(exc))
             return
         unit.consecutive_failures = 0
@@ -190,7 +195,7 @@ class Bus:
         if unit.good:
             for slot, slot_snap in enumerate(snap.slots):
                 unit.seq.setdefault(slot, slot_snap.ack_seq)
-            self._check_acks(unit, snap)
+        self._check_acks(unit, snap if unit.good else None)
         await self._publish(unit, snap if unit.good else None, problem)
 
     def _frozen_problem(self, unit: UnitState, snap: PlcSnapshot) -> str | None:
@@ -203,11 +208,12 @@ class Bus:
             return f"PLC frozen: PLC_HEARTBEAT unchanged for {unit.unchanged_heartbeats} polls"
         return None
 
-    def _check_acks(self, unit: UnitState, snap: PlcSnapshot) -> None:
+    def _check_acks(self, unit: UnitState, snap: PlcSnapshot | None) -> None:
+        """Resolve commands acknowledged in `snap` (None: no valid data this poll) or past their deadline."""
         now = asyncio.get_running_loop().time()
         for slot, cmd in list(unit.awaiting_ack.items()):
-            slot_snap = snap.slots[slot]
-            if slot_snap.ack_seq == cmd.seq:
+            slot_snap = snap.slots[slot] if snap is not None else None
+            if slot_snap is not None and slot_snap.ack_seq == cmd.seq:
                 try:
                     result = AckResult(slot_snap.ack_result)
                 except ValueError:
@@ -287,6 +293,6 @@ class Bus:
         if self._commands:
             return
         try:
-            await asyncio.wait_for(self._wake.wait(), max(delay, 0))
+            await asyncio.wait_for(self._wake.wait(), max(delay, 0) + WAKE_SLACK_S)
         except TimeoutError:
             pass
