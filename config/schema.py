@@ -79,6 +79,11 @@ class DeviceSection(Strict):
     travel_factor: float = Field(default=1.5, ge=1.0, le=5.0)
 
 
+LaneRole = Literal["gate", "blocker", "boom", "signal"]
+DEFAULT_SECURE_ORDER: tuple[str, ...] = ("signal", "clear", "blocker", "boom", "gate")
+DEFAULT_OPEN_ORDER: tuple[str, ...] = ("gate", "boom", "blocker", "signal")
+
+
 class LaneSection(Strict):
     name: str = Field(pattern=NAME)
     gate: str | None = None
@@ -86,6 +91,23 @@ class LaneSection(Strict):
     boom: str | None = None
     signal: str | None = None
     clear_time_s: float = Field(default=2.0, ge=0, le=60)
+    secure_order: tuple[Literal["gate", "blocker", "boom", "signal", "clear"], ...] = DEFAULT_SECURE_ORDER
+    open_order: tuple[LaneRole, ...] = DEFAULT_OPEN_ORDER
+
+    @field_validator("secure_order", "open_order", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, value):
+        return tuple(value) if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _orders_name_each_role_once(self) -> LaneSection:
+        for key, order in (("secure_order", self.secure_order), ("open_order", self.open_order)):
+            if len(set(order)) != len(order):
+                raise ValueError(f"{key} names a step twice: {list(order)}")
+            missing = set(self.members()) - set(order)
+            if missing:
+                raise ValueError(f"{key} leaves out {sorted(missing)}, which this lane has")
+        return self
 
     def members(self) -> dict[str, str]:
         """Role in the lane → device name, for the roles this lane has."""

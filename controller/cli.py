@@ -14,7 +14,7 @@ from rich.live import Live
 
 from controller.commands import ExitCode
 from controller.paths import default_socket
-from controller.render import events_table, status_tables
+from controller.render import alarms_table, events_table, status_tables
 
 DEVICE_VERBS = {
     "open": "open a device (a blocker: lower it)",
@@ -61,11 +61,46 @@ def build_parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="recent events")
     events.add_argument("--json", action="store_true")
     events.add_argument("--limit", type=int, default=30)
+    alarms = sub.add_parser("alarms", help="active and unacknowledged alarms")
+    alarms.add_argument("--json", action="store_true")
+    sub.add_parser("ack", help="acknowledge an alarm").add_argument("alarm", type=int)
     watch = sub.add_parser("watch", help="live status until Ctrl-C")
     watch.add_argument("--interval", type=float, default=0.5)
     for verb, text in DEVICE_VERBS.items():
         sub.add_parser(verb, help=text).add_argument("device")
+    lane = sub.add_parser("lane", help="run a lane's open or secure sequence")
+    lane.add_argument("action", choices=["open", "secure"])
+    lane.add_argument("lane")
+    lockdown = sub.add_parser("lockdown", help="secure the site (or one lane) now, with EFO; 'release' ends it")
+    lockdown.add_argument("action", nargs="?", choices=["release"], help="release a lockdown (technician)")
+    lockdown.add_argument("--lane", default=None)
+    lockdown.add_argument("--reason", required=True)
+    lockdown.add_argument("--json", action="store_true", help="print the confirmed times as JSON")
+    maintenance = sub.add_parser("maintenance", help="take a lane out of automatic sequencing (technician)")
+    maintenance.add_argument("action", choices=["enter", "exit"])
+    maintenance.add_argument("lane")
+    maintenance.add_argument("--reason", required=True)
     return parser
+
+
+def to_request(args: argparse.Namespace) -> tuple[str, dict]:
+    """The daemon request for parsed arguments."""
+    if args.command == "status":
+        return "status", {}
+    if args.command == "events":
+        return "events", {"limit": args.limit}
+    if args.command == "alarms":
+        return "alarms", {}
+    if args.command == "ack":
+        return "ack", {"alarm": args.alarm}
+    if args.command == "lane":
+        return f"lane_{args.action}", {"lane": args.lane}
+    if args.command == "lockdown":
+        name = "lockdown_release" if args.action == "release" else "lockdown"
+        return name, {"lane": args.lane, "reason": args.reason}
+    if args.command == "maintenance":
+        return f"maintenance_{args.action}", {"lane": args.lane, "reason": args.reason}
+    return args.command, {"device": args.device}
 
 
 def watch(sock_path: Path, interval: float, console: Console) -> int:
@@ -88,28 +123,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "watch":
             return watch(sock_path, args.interval, console)
-        if args.command == "status":
-            reply = request(sock_path, "status")
-        elif args.command == "events":
-            reply = request(sock_path, "events", {"limit": args.limit})
-        else:
-            reply = request(sock_path, args.command, {"device": args.device})
+        reply = request(sock_path, *to_request(args), timeout_s=120)
     except DaemonUnreachable as exc:
         print(f"barrierctl: {exc}", file=sys.stderr)
         return ExitCode.UNREACHABLE
     except KeyboardInterrupt:
         return 0
     code = reply["exit"]
+    if getattr(args, "json", False) and reply["data"] is not None:
+        print(json.dumps(reply["data"], indent=2))
     if code != ExitCode.DONE:
         print(f"barrierctl: {reply['message']}", file=sys.stderr)
-        return code
-    if getattr(args, "json", False):
-        print(json.dumps(reply["data"], indent=2))
+    elif getattr(args, "json", False):
+        pass
     elif args.command == "status":
         for table in status_tables(reply["data"]):
             console.print(table)
     elif args.command == "events":
         console.print(events_table(reply["data"]["events"]))
+    elif args.command == "alarms":
+        console.print(alarms_table(reply["data"]["alarms"]))
     else:
         print(reply["message"])
     return code

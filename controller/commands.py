@@ -10,9 +10,11 @@ import structlog
 
 from controller.auth import Role
 from controller.event_store import Caller
+from controller.actions import ActionFailed, command_device
+from controller.interlocks import Refused
+from controller.lanes import SequenceFailed
+from controller.lockdown import lock_down, new_latch
 from controller.site import Site
-from hal.errors import CommsError
-from hal.unit import Quality
 
 log = structlog.get_logger("controller.commands")
 
@@ -49,16 +51,11 @@ class Reply:
 
 
 class CommandFailed(Exception):
-    """A command that ends without being done; carries its exit code and, for refusals, the rule."""
+    """A request that cannot be carried out as asked: usage or authorisation, with its exit code."""
 
-    def __init__(self, code: ExitCode, message: str, rule: str | None = None):
+    def __init__(self, code: ExitCode, message: str):
         self.code = code
-        self.rule = rule
-        super().__init__(f"refused by rule {rule}: {message}" if rule else message)
-
-
-def refuse(rule: str, message: str) -> CommandFailed:
-    return CommandFailed(ExitCode.REFUSED, message, rule)
+        super().__init__(message)
 
 
 Handler = Callable[[Site, dict, Caller], Awaitable[Reply]]
@@ -102,6 +99,10 @@ class Registry:
                     reply = await handler(site, {**args, "verb": name}, caller)
                 except CommandFailed as exc:
                     reply = Reply(exc.code, str(exc))
+                except Refused as exc:
+                    reply = Reply(ExitCode.REFUSED, str(exc))
+                except (ActionFailed, SequenceFailed) as exc:
+                    reply = Reply(ExitCode.ERROR, str(exc))
         if name not in READ_ONLY:
             site.store.record_command(caller, str(name), args, OUTCOME[reply.code], int(reply.code), reply.message)
             log.info("command", command=name, args=args, uid=caller.uid, user=caller.user, pid=caller.pid,
@@ -109,7 +110,7 @@ class Registry:
         return reply
 
 
-READ_ONLY = frozenset({"status", "events"})
+READ_ONLY = frozenset({"status", "events", "alarms"})
 
 
 async def status(site: Site, args: dict, caller: Caller) -> Reply:
@@ -127,32 +128,124 @@ async def events(site: Site, args: dict, caller: Caller) -> Reply:
 async def device_command(site: Site, args: dict, caller: Caller) -> Reply:
     """open / close / stop / raise / lower / green / red / reset one device."""
     verb = args["verb"]
-    name = args.get("device")
+    device = _device(site, args.get("device"))
+    if verb not in device.VERBS or verb == "efo":
+        takes = ", ".join(v for v in device.VERBS if v != "efo")
+        raise CommandFailed(ExitCode.USAGE, f"{verb} is not a command for {device.name} ({device.cfg.kind}); it takes {takes}")
+    lane = site.lane_of(device.name)
+    if lane is not None and lane.mode == "maintenance" and Role[caller.role.upper()] < Role.TECHNICIAN:
+        raise CommandFailed(ExitCode.NOT_AUTHORISED,
+                            f"lane {lane.name} is in maintenance: its devices are driven by a technician")
+    return Reply(ExitCode.DONE, await command_device(site, device, verb, caller.user))
+
+
+async def lane_command(site: Site, args: dict, caller: Caller) -> Reply:
+    """lane open / lane secure: run the lane's sequence and answer when it is confirmed."""
+    lane = _lane(site, args.get("lane"))
+    if site.lockdown is not None:
+        raise Refused("lockdown", f"the site is in lockdown ({site.lockdown.reason}); no lane sequence")
+    run = lane.run_open if args["verb"] == "lane_open" else lane.run_secure
+    try:
+        return Reply(ExitCode.DONE, await run(caller.user))
+    except SequenceFailed as exc:
+        return Reply(ExitCode.ERROR, f"lane {lane.name} is in {lane.mode}: {exc}")
+
+
+async def lockdown(site: Site, args: dict, caller: Caller) -> Reply:
+    """Latch lockdown on a lane or the whole site, then secure every device of it at once."""
+    reason = _reason(args)
+    if args.get("lane") is not None:
+        lane = _lane(site, args["lane"])
+        lanes, devices, scope = [lane], lane.devices, f"lane {lane.name}"
+    else:
+        lanes, devices, scope = list(site.lanes.values()), list(site.devices.values()), "the site"
+        site.lockdown = new_latch(caller.user, reason)
+        site.store.save_mode("site", "lockdown", caller.user, reason)
+        site.store.record_event("lockdown", "site", f"site lockdown by {caller.user}", reason=reason)
+    for lane in lanes:
+        lane.cancel_sequence()
+        if lane.mode != "lockdown":
+            await lane.lock(by=caller.user, reason=reason)
+    result = await lock_down(site, devices, caller.user)
+    code = ExitCode.DONE if result.all_secured else ExitCode.ERROR
+    return Reply(code, result.describe(scope), {"secured_at": result.secured_at, "failed": result.failed})
+
+
+async def lockdown_release(site: Site, args: dict, caller: Caller) -> Reply:
+    """End a lockdown; nothing moves: each lane is secured if every device is, else fault."""
+    reason = _reason(args)
+    if args.get("lane") is not None:
+        lane = _lane(site, args["lane"])
+        if site.lockdown is not None:
+            raise Refused("site_lockdown", "the whole site is in lockdown; release the site, not one lane")
+        if lane.mode != "lockdown":
+            raise Refused("not_in_lockdown", f"lane {lane.name} is {lane.mode}, not in lockdown")
+        lanes = [lane]
+    else:
+        if site.lockdown is None:
+            raise Refused("not_in_lockdown", "the site is not in lockdown")
+        site.lockdown = None
+        site.store.clear_mode("site")
+        site.store.record_event("lockdown", "site", f"site lockdown released by {caller.user}", reason=reason)
+        lanes = [lane for lane in site.lanes.values() if lane.mode == "lockdown"]
+    for lane in lanes:
+        await lane.settle(by=caller.user, reason=f"lockdown released: {reason}")
+    return Reply(ExitCode.DONE, "lockdown released; nothing moved: " + ", ".join(f"{x.name} {x.mode}" for x in lanes))
+
+
+async def maintenance(site: Site, args: dict, caller: Caller) -> Reply:
+    """maintenance enter / exit LANE: sequencing off, devices driven singly; exit checks every device."""
+    lane = _lane(site, args.get("lane"))
+    reason = _reason(args)
+    if args["verb"] == "maintenance_enter":
+        if site.locked(lane.devices[0].name):
+            raise Refused("lockdown", f"lane {lane.name} is in lockdown; release it first")
+        if lane.mode == "maintenance":
+            raise Refused("already_in_maintenance", f"lane {lane.name} is already in maintenance")
+        lane.cancel_sequence()
+        await lane.enter_maintenance(by=caller.user, reason=reason)
+    else:
+        if lane.mode != "maintenance":
+            raise Refused("not_in_maintenance", f"lane {lane.name} is {lane.mode}, not in maintenance")
+        detail = lane.unsettled_devices()
+        await lane.settle(by=caller.user, reason=reason if not detail else f"{reason}; not secured: {detail}")
+    return Reply(ExitCode.DONE, f"lane {lane.name} is {lane.mode}")
+
+
+async def alarms(site: Site, args: dict, caller: Caller) -> Reply:
+    return Reply(ExitCode.DONE, "ok", {"alarms": site.alarms.listing()})
+
+
+async def ack(site: Site, args: dict, caller: Caller) -> Reply:
+    alarm_id = args.get("alarm")
+    if not isinstance(alarm_id, int):
+        raise CommandFailed(ExitCode.USAGE, "ack takes an alarm number (see barrierctl alarms)")
+    alarm = site.alarms.ack(alarm_id, caller.user)
+    if alarm is None:
+        raise CommandFailed(ExitCode.USAGE, f"no alarm {alarm_id} on the list")
+    state = "active" if alarm.active else "cleared"
+    return Reply(ExitCode.DONE, f"alarm {alarm.id} {alarm.code} {alarm.subject} acknowledged by {caller.user}; {state}")
+
+
+def _device(site: Site, name):
     device = site.devices.get(name) if isinstance(name, str) else None
     if device is None:
         raise CommandFailed(ExitCode.USAGE, f"no device named {name!r}; known: {', '.join(site.devices)}")
-    if verb not in device.VERBS:
-        raise CommandFailed(
-            ExitCode.USAGE, f"{verb} is not a command for {device.name} ({device.cfg.kind}); it takes {', '.join(device.VERBS)}"
-        )
-    if device.quality is not Quality.GOOD:
-        raise refuse("data_not_valid", f"{device.name}: PLC data are {device.quality.value} ({device.quality_reason}); no command written")
-    if device.state == "local":
-        raise refuse("device_local", f"{device.name} is under local control; no command written")
-    if verb == "reset":
-        device.clear_latched_fault()
-    elif device.state == "fault" and verb in device.OPENING_VERBS:
-        raise refuse("device_fault", f"{device.name} has a fault; nothing that opens it is allowed until reset")
-    try:
-        outcome = await site.buses[device.plc].command(device.plc, device.slot, device.VERBS[verb])
-    except CommsError as exc:
-        raise CommandFailed(ExitCode.ERROR, f"{device.name}: {exc}") from exc
-    if not outcome.acknowledged:
-        raise CommandFailed(ExitCode.ERROR, f"{device.name}: {outcome.describe()}")
-    if not outcome.accepted:
-        raise refuse("plc_rejected", f"{device.name}: the PLC refused {verb}: {outcome.describe()}")
-    device.record_intent(verb, caller.user)
-    return Reply(ExitCode.DONE, f"{device.name}: {verb} accepted by the PLC (COMMAND_SEQ {outcome.seq})")
+    return device
+
+
+def _lane(site: Site, name):
+    lane = site.lanes.get(name) if isinstance(name, str) else None
+    if lane is None:
+        raise CommandFailed(ExitCode.USAGE, f"no lane named {name!r}; known: {', '.join(site.lanes)}")
+    return lane
+
+
+def _reason(args: dict) -> str:
+    reason = args.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise CommandFailed(ExitCode.USAGE, "a reason is required (--reason TEXT)")
+    return reason.strip()
 
 
 def build_registry() -> Registry:
@@ -161,4 +254,12 @@ def build_registry() -> Registry:
     registry.add("events", Role.VIEWER, events)
     for verb, role in DEVICE_VERBS.items():
         registry.add(verb, role, device_command)
+    registry.add("alarms", Role.VIEWER, alarms)
+    registry.add("ack", Role.OPERATOR, ack)
+    registry.add("lane_open", Role.OPERATOR, lane_command)
+    registry.add("lane_secure", Role.OPERATOR, lane_command)
+    registry.add("lockdown", Role.OPERATOR, lockdown)
+    registry.add("lockdown_release", Role.TECHNICIAN, lockdown_release)
+    registry.add("maintenance_enter", Role.TECHNICIAN, maintenance)
+    registry.add("maintenance_exit", Role.TECHNICIAN, maintenance)
     return registry

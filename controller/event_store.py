@@ -31,6 +31,19 @@ CREATE TABLE IF NOT EXISTS commands (
     message  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
+CREATE TABLE IF NOT EXISTS in_flight (  -- commands accepted whose motion is not yet over
+    device  TEXT PRIMARY KEY,
+    verb    TEXT NOT NULL,
+    by      TEXT NOT NULL,
+    at      REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS modes (  -- what must survive a restart: lane modes, the site lockdown
+    scope   TEXT PRIMARY KEY,       -- 'lane:NAME' or 'site'
+    mode    TEXT NOT NULL,
+    by      TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    since   REAL NOT NULL
+);
 """
 
 
@@ -55,6 +68,11 @@ class EventStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self.in_flight: set[str] = set(self.load_in_flight())
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self._db
 
     def close(self) -> None:
         self._db.close()
@@ -88,6 +106,37 @@ class EventStore:
             uid=caller.uid, pid=caller.pid, args=args, message=message,
         )
         return int(cur.lastrowid)
+
+    def save_mode(self, scope: str, mode: str, by: str, reason: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO modes (scope, mode, by, reason, since) VALUES (?, ?, ?, ?, ?)",
+            (scope, mode, by, reason, time.time()),
+        )
+
+    def clear_mode(self, scope: str) -> None:
+        self._db.execute("DELETE FROM modes WHERE scope = ?", (scope,))
+
+    def save_in_flight(self, device: str, verb: str, by: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO in_flight (device, verb, by, at) VALUES (?, ?, ?, ?)",
+                         (device, verb, by, time.time()))
+        self.in_flight.add(device)
+
+    def clear_in_flight(self, device: str | None = None) -> None:
+        if device is None:
+            self._db.execute("DELETE FROM in_flight")
+            self.in_flight.clear()
+        else:
+            self._db.execute("DELETE FROM in_flight WHERE device = ?", (device,))
+            self.in_flight.discard(device)
+
+    def load_in_flight(self) -> dict[str, tuple[str, str, float]]:
+        rows = self._db.execute("SELECT device, verb, by, at FROM in_flight").fetchall()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def load_modes(self) -> dict[str, tuple[str, str, str, float]]:
+        """scope -> (mode, by, reason, since) as saved before the last stop."""
+        rows = self._db.execute("SELECT scope, mode, by, reason, since FROM modes").fetchall()
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
     def recent_events(self, limit: int = 50, after_id: int = 0) -> list[dict]:
         rows = self._db.execute(

@@ -7,11 +7,16 @@ from dataclasses import dataclass
 
 import structlog
 
-from config.schema import SiteConfig
+from config.schema import PlcSection, SiteConfig
 from controller.devices import DEVICE_CLASSES, Device, StateChange
+from controller.alarms import AlarmBoard
 from controller.event_store import EventStore
+from controller.supervision import DeviceWatch, PlcConditions
+from controller.lanes import Lane
+from controller.lockdown import Latch
 from hal.bus import Bus
-from hal.transport import TcpTransport
+from hal.rtu import RtuTransport
+from hal.transport import TcpTransport, Transport
 from hal.unit import PlcReading, Quality, UnitSpec
 
 log = structlog.get_logger("controller.site")
@@ -48,38 +53,89 @@ class Site:
     def __init__(self, cfg: SiteConfig, store: EventStore):
         self.cfg = cfg
         self.store = store
-        rtu = [p.name for p in cfg.plc if p.bus is not None]
-        if rtu:
-            raise UnsupportedConfig(f"PLCs on an RS-485 bus are not supported by this version yet: {rtu}")
         self.devices: dict[str, Device] = {
             d.name: DEVICE_CLASSES[d.kind](d, self._record_change) for d in cfg.device
         }
         self.plcs = {p.name: PlcView(p.name) for p in cfg.plc}
+        self.lanes: dict[str, Lane] = {lane.name: Lane(lane, self) for lane in cfg.lane}
+        self._lane_of = {name: self.lanes[lane.name] for lane in cfg.lane for name in lane.members().values()}
+        self.lockdown: Latch | None = None
+        self.alarms = AlarmBoard(store.db, store.record_event)
+        self._plc_conditions = {p.name: PlcConditions(p) for p in cfg.plc}
+        self._watches = {name: DeviceWatch(device) for name, device in self.devices.items()}
+        self._restore_modes()
+        self._record_interrupted_commands()
         self.buses: dict[str, Bus] = {}
         self._tasks: list[asyncio.Task] = []
 
+    def _restore_modes(self) -> None:
+        saved = self.store.load_modes()
+        if "site" in saved:
+            _, by, reason, since = saved["site"]
+            self.lockdown = Latch(by=by, reason=reason, since=since)
+        for name, lane in self.lanes.items():
+            if (entry := saved.get(f"lane:{name}")) is not None:
+                mode, by, reason, since = entry
+                lane.restore(mode, by, reason, since)
+        log.info("modes_restored", lockdown=self.lockdown is not None,
+                 lanes={n: lane.mode for n, lane in self.lanes.items()})
+
+    def _record_interrupted_commands(self) -> None:
+        """Commands in flight when barrierd last stopped are recorded as interrupted, never re-issued."""
+        for device, (verb, by, at) in self.store.load_in_flight().items():
+            self.store.record_event("command_interrupted", device,
+                                    f"{verb} {device} by {by} was in flight when barrierd stopped; not re-issued",
+                                    verb=verb, by=by, at=at)
+            log.warning("command_interrupted", device=device, verb=verb, by=by)
+        self.store.clear_in_flight()
+
+    def lane_of(self, device: str) -> Lane | None:
+        return self._lane_of.get(device)
+
+    def lane_devices_of(self, device: str) -> list[Device]:
+        """The devices of `device`'s lane, or the device alone if it is in no lane."""
+        lane = self.lane_of(device)
+        return lane.devices if lane is not None else [self.devices[device]]
+
+    def locked(self, device: str) -> bool:
+        """True while a site lockdown, or a lockdown of the device's lane, is in force."""
+        lane = self.lane_of(device)
+        return self.lockdown is not None or (lane is not None and lane.mode == "lockdown")
+
     async def start(self) -> None:
-        """Open one bus per PLC endpoint and start polling; nothing is commanded."""
-        site = self.cfg.site
+        """Open one bus per TCP PLC and one per RS-485 line (every PLC on it a unit); nothing is commanded."""
         for plc in self.cfg.plc:
-            assert plc.host is not None and plc.port is not None
-            spec = UnitSpec(
-                name=plc.name,
-                unit=plc.unit,
-                slot_kinds=tuple(self.cfg.slot_kinds(plc.name)),
-                watchdog_ms=plc.watchdog_ms,
-            )
-            bus = Bus(
-                TcpTransport(plc.name, plc.host, plc.port, plc.timeout_ms / 1000),
-                [spec],
-                poll_s=site.poll_ms / 1000,
-                timeout_s=plc.timeout_ms / 1000,
-                comms_lost_polls=site.comms_lost_polls,
-                frozen_polls=site.frozen_polls,
-                on_reading=self._on_reading,
-            )
-            self.buses[plc.name] = bus
-            self._tasks.append(asyncio.create_task(bus.run(), name=f"bus-{plc.name}"))
+            if plc.bus is None:
+                assert plc.host is not None and plc.port is not None
+                transport = TcpTransport(plc.name, plc.host, plc.port, plc.timeout_ms / 1000)
+                self._start_bus(plc.name, transport, [plc], plc.timeout_ms / 1000)
+        for line in self.cfg.bus:
+            plcs = [p for p in self.cfg.plc if p.bus == line.name]
+            if plcs:
+                transport = RtuTransport(
+                    line.name, line.port, baudrate=line.baudrate, parity=line.parity, stopbits=line.stopbits,
+                    timeout_s=line.timeout_ms / 1000,
+                )
+                self._start_bus(line.name, transport, plcs, line.timeout_ms / 1000)
+
+    def _start_bus(self, name: str, transport: Transport, plcs: list[PlcSection], timeout_s: float) -> None:
+        site = self.cfg.site
+        specs = [
+            UnitSpec(name=p.name, unit=p.unit, slot_kinds=tuple(self.cfg.slot_kinds(p.name)), watchdog_ms=p.watchdog_ms)
+            for p in plcs
+        ]
+        bus = Bus(
+            transport,
+            specs,
+            poll_s=site.poll_ms / 1000,
+            timeout_s=timeout_s,
+            comms_lost_polls=site.comms_lost_polls,
+            frozen_polls=site.frozen_polls,
+            on_reading=self._on_reading,
+        )
+        for plc in plcs:
+            self.buses[plc.name] = bus  # keyed by PLC: a command finds its PLC's bus
+        self._tasks.append(asyncio.create_task(bus.run(), name=f"bus-{name}"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -101,9 +157,19 @@ class Site:
         view.comms = comms
         view.reason = reading.reason
         view.watchdog_readback = reading.watchdog_readback
+        self.alarms.sync(reading.plc, self._plc_conditions[reading.plc].update(reading))
+        now = asyncio.get_running_loop().time()
         for device in self.devices_on(reading.plc):
             slot = reading.snapshot.slots[device.slot] if reading.snapshot is not None else None
             await device.observe(reading.quality, slot, reading.reason)
+            watch = self._watches[device.name]
+            self.alarms.sync(device.name, watch.update(slot, now))
+            for code, message in watch.events:
+                self.alarms.raise_alarm(code, device.name, message)
+            if device.name in self.store.in_flight and not device.command_in_force(now):
+                self.store.clear_in_flight(device.name)
+        for lane in {self.lane_of(d.name) for d in self.devices_on(reading.plc)} - {None}:
+            await lane.on_devices_read()
 
     async def _record_change(self, change: StateChange) -> None:
         self.store.record_event(
@@ -117,8 +183,16 @@ class Site:
         )
 
     def status(self) -> dict:
+        latch = self.lockdown
         return {
             "site": self.cfg.site.name,
+            "lockdown": {"by": latch.by, "reason": latch.reason, "since": latch.since} if latch else None,
+            "lanes": [
+                {"name": lane.name, "mode": lane.mode, "devices": [d.name for d in lane.devices],
+                 "by": lane.by, "reason": lane.reason, "since": lane.since}
+                for lane in self.lanes.values()
+            ],
             "devices": [d.as_dict() for d in self.devices.values()],
+            "alarms": [a for a in self.alarms.listing() if a["active"]],
             "plcs": [v.as_dict() for v in self.plcs.values()],
         }

@@ -1,14 +1,21 @@
-"""One bus (a TCP endpoint or an RS-485 line): polls its PLCs, writes heartbeats, and puts commands before polls."""
+"""One bus (a TCP endpoint or an RS-485 line): polls its PLCs, writes heartbeats, and puts commands before polls.
+
+On a line shared by several units, a unit that stops answering is retried with back-off once its
+comms are lost (UNIT_RETRY_MIN_S doubling to UNIT_RETRY_MAX_S), so it costs the line at most one
+timeout per retry while the others keep their poll rate; readings for it go on being published,
+not GOOD, at the poll rate. A unit alone on its bus slows no one and is polled at every poll.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import structlog
 
-from hal.errors import BadReplyError, CommsError
+from hal.errors import BadReplyError, CommsError, ExceptionReplyError
 from hal.profile import (
     WATCHDOG_OFF,
     AckResult,
@@ -18,7 +25,7 @@ from hal.profile import (
 )
 from hal.snapshot import PlcSnapshot, decode_block
 from hal.transport import Transport
-from hal.unit import CommandOutcome, PendingCommand, PlcReading, Quality, UnitSpec, UnitState
+from hal.unit import CommandOutcome, PendingCommand, PlcReading, Problem, Quality, UnitSpec, UnitState
 
 log = structlog.get_logger("hal.bus")
 
@@ -28,6 +35,18 @@ RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 1.0
 ACK_SCANS = 10  # a command not acknowledged within this many PLC scans (plus one timeout) is reported
 WAKE_SLACK_S = 1e-6  # sleep this much past a due time, so the loop never wakes just before it
+UNIT_RETRY_MIN_S = 1.0  # a lost unit on a shared line is retried after this, doubling ...
+UNIT_RETRY_MAX_S = 4.0  # ... up to this
+
+
+@dataclass
+class _Schedule:
+    """When one unit is next polled, and its retry back-off while its comms are lost on a shared line."""
+
+    next_poll_at: float = 0.0
+    retry_at: float = 0.0
+    retry_delay: float = 0.0
+    last_reason: str | None = None
 
 
 class Bus:
@@ -46,6 +65,8 @@ class Bus:
     ):
         self.transport = transport
         self.units = {u.name: UnitState(u) for u in units}
+        self._schedule = {u.name: _Schedule() for u in units}
+        self._shared = len(units) > 1
         self.poll_s = poll_s
         self.timeout_s = timeout_s
         self.comms_lost_polls = comms_lost_polls
@@ -72,21 +93,33 @@ class Bus:
     async def run(self) -> None:
         """Poll forever; cancel the task to stop."""
         loop = asyncio.get_running_loop()
-        next_poll = loop.time()
+        task = asyncio.current_task()
         try:
             while True:
+                if task is not None and task.cancelling():
+                    # Python 3.11's wait_for (here and in pymodbus) swallows a cancel that arrives
+                    # as its awaitable completes; the request stays counted, so honour it here.
+                    raise asyncio.CancelledError
                 if not self.transport.connected and not await self._try_connect():
                     await self._publish_failures("not connected")
                     next_poll = loop.time() + self.poll_s
+                    for schedule in self._schedule.values():
+                        schedule.next_poll_at = next_poll
                     await self._sleep_until(min(next_poll, self._next_connect_at))
                     continue
                 await self._send_commands()
                 await self._send_heartbeats()
-                if loop.time() >= next_poll or self._acks_due():
-                    next_poll = loop.time() + self.poll_s
-                    for unit in self.units.values():
-                        await self._poll(unit)
-                await self._sleep_until(self._next_wake(next_poll))
+                for unit in self.units.values():
+                    await self._send_commands()  # before every poll, also between the units of a line
+                    schedule = self._schedule[unit.spec.name]
+                    now = loop.time()
+                    if now >= schedule.next_poll_at or unit.awaiting_ack:
+                        schedule.next_poll_at = now + self.poll_s
+                        if now < schedule.retry_at:
+                            await self._publish_backed_off(unit, schedule)
+                        else:
+                            await self._poll(unit)
+                await self._sleep_until(self._next_wake())
         finally:
             self._fail_pending("bus stopped")
             self.transport.close()
@@ -114,6 +147,8 @@ class Bus:
             unit.armed = False
             unit.good = False
             unit.seq.clear()
+        for schedule in self._schedule.values():
+            schedule.retry_at = schedule.retry_delay = 0.0
         return True
 
     async def _arm_watchdog(self, unit: UnitState) -> None:
@@ -186,17 +221,22 @@ class Bus:
         except CommsError as exc:
             self._note_failure(unit, str(exc))
             self._check_acks(unit, None)
-            await self._publish(unit, None, str(exc))
+            kind = Problem.BAD_REPLY if isinstance(exc, BadReplyError | ExceptionReplyError) else Problem.COMMS
+            await self._publish(unit, None, str(exc), kind)
             return
         unit.consecutive_failures = 0
-        problem = spec.identity_problem(snap) or self._frozen_problem(unit, snap)
+        self._schedule[spec.name].retry_at = self._schedule[spec.name].retry_delay = 0.0
+        identity = spec.identity_problem(snap)
+        frozen = None if identity else self._frozen_problem(unit, snap)
+        problem = identity or frozen
+        kind = Problem.WRONG_PROGRAM if identity else Problem.FROZEN if frozen else None
         unit.good = problem is None
         unit.last_scan_ms = snap.scan_time_ms
         if unit.good:
             for slot, slot_snap in enumerate(snap.slots):
                 unit.seq.setdefault(slot, slot_snap.ack_seq)
         self._check_acks(unit, snap if unit.good else None)
-        await self._publish(unit, snap if unit.good else None, problem)
+        await self._publish(unit, snap if unit.good else None, problem, kind)
 
     def _frozen_problem(self, unit: UnitState, snap: PlcSnapshot) -> str | None:
         if snap.heartbeat == unit.last_plc_heartbeat:
@@ -234,6 +274,21 @@ class Bus:
             unit.armed = False
         if unit.consecutive_failures == self.comms_lost_polls:
             log.warning("plc_comms_lost", plc=unit.spec.name, reason=reason)
+        if self._shared and self.transport.connected and unit.consecutive_failures >= self.comms_lost_polls:
+            # The line works but this unit does not answer: retry it with back-off, and arm its
+            # watchdog again when it answers (it may have restarted); no heartbeats meanwhile.
+            schedule = self._schedule[unit.spec.name]
+            schedule.retry_delay = min(max(2 * schedule.retry_delay, UNIT_RETRY_MIN_S), UNIT_RETRY_MAX_S)
+            schedule.retry_at = asyncio.get_running_loop().time() + schedule.retry_delay
+            schedule.last_reason = reason
+            unit.armed = False
+
+    async def _publish_backed_off(self, unit: UnitState, schedule: _Schedule) -> None:
+        """A reading for a lost unit between its retries: no exchange on the line, quality not GOOD."""
+        self._check_acks(unit, None)
+        await self._publish(
+            unit, None, f"{schedule.last_reason} (no answer; retried every {schedule.retry_delay:g} s)"
+        )
 
     async def _publish_failures(self, reason: str) -> None:
         for unit in self.units.values():
@@ -241,7 +296,9 @@ class Bus:
             await self._publish(unit, None, reason)
         self._fail_pending(reason)
 
-    async def _publish(self, unit: UnitState, snap: PlcSnapshot | None, reason: str | None) -> None:
+    async def _publish(
+        self, unit: UnitState, snap: PlcSnapshot | None, reason: str | None, problem: Problem | None = Problem.COMMS
+    ) -> None:
         lost = unit.consecutive_failures >= self.comms_lost_polls
         if snap is not None:
             quality = Quality.GOOD
@@ -258,6 +315,7 @@ class Bus:
                 comms_lost=lost,
                 consecutive_failures=unit.consecutive_failures,
                 watchdog_readback=unit.watchdog_readback,
+                problem=None if snap is not None else problem,
             )
         )
 
@@ -272,11 +330,8 @@ class Bus:
                     cmd.future.set_result(CommandOutcome(acknowledged=False, result=None, seq=cmd.seq))
             unit.awaiting_ack.clear()
 
-    def _acks_due(self) -> bool:
-        return any(u.awaiting_ack for u in self.units.values())
-
-    def _next_wake(self, next_poll: float) -> float:
-        wake = next_poll
+    def _next_wake(self) -> float:
+        wake = min(s.next_poll_at for s in self._schedule.values())
         for unit in self.units.values():
             if unit.armed:
                 wake = min(wake, unit.next_heartbeat_at)

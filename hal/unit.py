@@ -29,6 +29,15 @@ class Quality(StrEnum):
     INVALID = "invalid"  # comms lost, wrong program, frozen PLC, or nothing read yet
 
 
+class Problem(StrEnum):
+    """Why a reading is not good, as a kind the controller can act on (the text is in `reason`)."""
+
+    COMMS = "comms"  # no reply, timeout, connection refused or lost
+    BAD_REPLY = "bad_reply"  # a reply that failed validation or was an exception response
+    WRONG_PROGRAM = "wrong_program"  # magic, version, slot kinds or CRC differ from config
+    FROZEN = "frozen"  # PLC_HEARTBEAT stopped while replies arrive
+
+
 @dataclass(frozen=True)
 class UnitSpec:
     """The configured facts about one PLC: where it is and what program it must run."""
@@ -75,6 +84,7 @@ class PlcReading:
     comms_lost: bool
     consecutive_failures: int
     watchdog_readback: int | None
+    problem: Problem | None = None
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import IntFlag
 from typing import ClassVar
 
 import structlog
@@ -22,6 +24,10 @@ log = structlog.get_logger("controller.devices")
 @add_state_features(AsyncTimeout)
 class TimedMachine(AsyncMachine):
     """AsyncMachine whose states may carry a `timeout` and an `on_timeout` trigger."""
+
+
+class DeviceNotReached(Exception):
+    """A device did not reach the state a sequence waits for."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,13 @@ class Device:
     VERBS: ClassVar[dict[str, int]]  # what a person types -> COMMAND value
     OPENING_VERBS: ClassVar[frozenset[str]]  # verbs that make the device passable
     TIMED_STATES: ClassVar[tuple[str, ...]] = ()  # states supervised by travel time
+    STATUS_BITS: ClassVar[type[IntFlag]]  # the STATUS bit set of this kind
+    LOCAL_BITS: ClassVar[int]  # STATUS bits meaning a person at the cabinet has the device
+    SECURE_VERB: ClassVar[str]  # what a secure sequence sends
+    LOCKDOWN_VERB: ClassVar[str]  # what a lockdown sends (EFO for blockers)
+    OPEN_VERB: ClassVar[str]  # what an open sequence sends
+    SECURED_STATE: ClassVar[str]
+    OPEN_STATE: ClassVar[str]
 
     def __init__(self, cfg: DeviceSection, on_change: StateChangeHandler | None = None):
         self.name = cfg.name
@@ -69,6 +82,9 @@ class Device:
         self.latched_fault: str | None = None  # a fault the supervisor found; held until reset
         self.state = "unknown"
         self._on_change = on_change
+        self._changed: asyncio.Event | None = None
+        self._in_force_until = 0.0  # loop time until which the last command may still move the device
+        self._goal_reached = False  # the previous reading showed the command's goal: it ends with this one
         travel_limit = cfg.travel_s * cfg.travel_factor
         states = [
             {"name": s, "timeout": travel_limit, "on_timeout": "travel_timed_out"} if s in self.TIMED_STATES else s
@@ -100,6 +116,8 @@ class Device:
 
     async def observe(self, quality: Quality, slot: SlotSnapshot | None, reason: str | None) -> None:
         """Take one reading: unknown unless the data are good, else the state the feedback shows."""
+        if self._goal_reached:
+            self._in_force_until, self._goal_reached = 0.0, False
         self.quality = quality
         self.quality_reason = reason
         if quality is not Quality.GOOD or slot is None:
@@ -111,6 +129,8 @@ class Device:
             if self.latched_fault is not None:
                 target, cause = "fault", self.latched_fault
         await self.trigger(f"sense_{target}", cause=cause)
+        if self.intent is not None and self._in_force_until and self.state in self._goal_states(self.intent.verb):
+            self._goal_reached = True
 
     async def _latch_travel_timeout(self, event) -> None:
         limit = self.cfg.travel_s * self.cfg.travel_factor
@@ -119,6 +139,8 @@ class Device:
     async def _state_changed(self, event) -> None:
         if event.transition.dest is None:
             return
+        if self._changed is not None:
+            self._changed.set()
         change = StateChange(
             device=self.name,
             from_state=event.transition.source,
@@ -130,13 +152,61 @@ class Device:
         if self._on_change is not None:
             await self._on_change(change)
 
+    async def wait_state(self, targets: frozenset[str], timeout_s: float, *, fail_fast: bool = True) -> None:
+        """Return once the device is in one of `targets` on good data; DeviceNotReached at the deadline,
+        or at once on fault or local control when `fail_fast`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not (self.state in targets and self.quality is Quality.GOOD):
+            if fail_fast and self.state in ("fault", "local"):
+                raise DeviceNotReached(f"{self.name} is {self.state} ({self.latched_fault or self.quality_reason or ''})".strip())
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise DeviceNotReached(
+                    f"{self.name} not {'/'.join(sorted(targets))} within {timeout_s:.1f} s (it is {self.state})"
+                )
+            self._changed = self._changed or asyncio.Event()
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                pass
+
     # ----- commands ---------------------------------------------------------------------------
 
     def record_intent(self, verb: str, by: str) -> None:
         self.intent = Intent(verb=verb, code=self.VERBS[verb], by=by, at=time.time())
+        self.expect_motion(asyncio.get_running_loop().time(), verb != "reset")
+
+    def expect_motion(self, now: float, moves: bool = True) -> None:
+        """Motion is commanded from `now` for travel time × factor plus a margin (or not at all for a reset)."""
+        self._in_force_until = now + (self.cfg.travel_s * self.cfg.travel_factor + 1.0 if moves else 0.0)
+        self._goal_reached = False
+
+    def command_in_force(self, now: float) -> bool:
+        """True while the last command may still move the device: until the reading after the one that
+        showed its goal, or its travel time × factor plus a margin."""
+        return now < self._in_force_until
+
+    def _goal_states(self, verb: str) -> frozenset[str]:
+        if verb in self.OPENING_VERBS:
+            return frozenset({self.OPEN_STATE})
+        if verb in ("close", "raise", "red", "efo"):
+            return frozenset({self.SECURED_STATE})
+        return frozenset({"stopped", self.OPEN_STATE, self.SECURED_STATE})
+
+    def local_or_manual(self, slot: SlotSnapshot) -> bool:
+        """A person at the cabinet has the device: key switch in LOCAL or manual release engaged."""
+        return bool(slot.status & self.LOCAL_BITS)
 
     def clear_latched_fault(self) -> None:
         self.latched_fault = None
+
+    def flags(self) -> list[str]:
+        """Names of the STATUS bits set in the latest good feedback."""
+        if self.feedback is None:
+            return []
+        return [flag.name for flag in self.STATUS_BITS if flag & self.feedback.status]
 
     @property
     def display_state(self) -> str:
@@ -155,6 +225,7 @@ class Device:
             "slot": self.slot,
             "quality": self.quality.value,
             "reason": self.quality_reason if self.quality is not Quality.GOOD else self.latched_fault,
+            "flags": self.flags(),
             "intent": self.intent.verb if self.intent else None,
             "intent_by": self.intent.by if self.intent else None,
         }

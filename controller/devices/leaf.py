@@ -22,6 +22,8 @@ class LeafDevice(Device):
     """A device with an open and a closed limit that travels between them."""
 
     STATES = LEAF_STATES
+    STATUS_BITS = Status
+    LOCAL_BITS = Status.LOCAL | Status.MANUAL_RELEASE
     TIMED_STATES = ("opening", "closing")
     VERBS: ClassVar[dict[str, int]] = {
         "open": Command.OPEN,
@@ -30,6 +32,9 @@ class LeafDevice(Device):
         "reset": Command.RESET,
     }
     OPENING_VERBS = frozenset({"open"})
+    SECURE_VERB = LOCKDOWN_VERB = "close"
+    OPEN_VERB = "open"
+    SECURED_STATE, OPEN_STATE = "closed", "open"
 
     def derive_state(self, slot: SlotSnapshot) -> tuple[str, str]:
         status = Status(slot.status)

@@ -10,6 +10,7 @@ class RoadBlocker(LeafDevice):
     KIND = Kind.ROAD_BLOCKER
     VERBS = {**LeafDevice.VERBS, "raise": Command.CLOSE, "lower": Command.OPEN, "efo": Command.EFO}
     OPENING_VERBS = frozenset({"open", "lower"})
+    SECURE_VERB, LOCKDOWN_VERB, OPEN_VERB = "raise", "efo", "lower"
 
     @property
     def display_state(self) -> str:

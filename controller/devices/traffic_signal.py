@@ -10,8 +10,13 @@ from hal.snapshot import SlotSnapshot
 class TrafficSignal(Device):
     KIND = Kind.TRAFFIC_SIGNAL
     STATES = ("unknown", "red", "green", "fault", "local")
+    STATUS_BITS = SignalStatus
+    LOCAL_BITS = SignalStatus.LOCAL
     VERBS = {"green": SignalCommand.GREEN, "red": SignalCommand.RED, "reset": SignalCommand.RESET}
     OPENING_VERBS = frozenset({"green"})
+    SECURE_VERB = LOCKDOWN_VERB = "red"
+    OPEN_VERB = "green"
+    SECURED_STATE, OPEN_STATE = "red", "green"
 
     def derive_state(self, slot: SlotSnapshot) -> tuple[str, str]:
         status = SignalStatus(slot.status)

@@ -1,0 +1,52 @@
+"""Command one device: the rules, the write through its PLC's bus, the PLC's answer, the recorded intent."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from controller.devices import Device
+from controller.devices.base import DeviceNotReached
+from controller.interlocks import Refused, check_device_command
+from hal.errors import CommsError
+
+if TYPE_CHECKING:
+    from controller.site import Site
+
+log = structlog.get_logger("controller.actions")
+RESET_SETTLE_S = 1.0  # a reset must show its effect within this
+
+
+class ActionFailed(Exception):
+    """The command was written (or tried) and did not succeed: comms error or no acknowledgement."""
+
+
+async def command_device(site: Site, device: Device, verb: str, by: str, *, sequence: bool = False) -> str:
+    """Check the rules, write `verb` to the device's slot, and return the PLC's acceptance text.
+
+    Raises Refused (nothing written, or the PLC refused) or ActionFailed (comms, no acknowledgement).
+    """
+    check_device_command(site, device, verb, sequence=sequence)
+    if verb == "reset":
+        device.clear_latched_fault()
+    try:
+        outcome = await site.buses[device.plc].command(device.plc, device.slot, device.VERBS[verb])
+    except CommsError as exc:
+        raise ActionFailed(f"{device.name}: {exc}") from exc
+    if not outcome.acknowledged:
+        site.alarms.raise_alarm("COMMAND_NOT_ACKNOWLEDGED", device.name, f"{verb}: {outcome.describe()}")
+        raise ActionFailed(f"{device.name}: {outcome.describe()}")
+    if not outcome.accepted:
+        site.alarms.raise_alarm("COMMAND_REJECTED", device.name, f"{verb}: {outcome.describe()}")
+        raise Refused("plc_rejected", f"{device.name}: the PLC refused {verb}: {outcome.describe()}")
+    device.record_intent(verb, by)
+    site.store.save_in_flight(device.name, verb, by)
+    if verb == "reset":
+        try:
+            await device.wait_state(frozenset(device.STATES) - {"fault", "unknown"}, RESET_SETTLE_S,
+                                    fail_fast=False)
+        except DeviceNotReached as exc:
+            raise Refused("fault_cause_present", f"{device.name}: the PLC kept the fault after RESET: {exc}") from exc
+    log.info("device_commanded", device=device.name, verb=verb, by=by, seq=outcome.seq)
+    return f"{device.name}: {verb} accepted by the PLC (COMMAND_SEQ {outcome.seq})"

@@ -1,0 +1,143 @@
+"""The alarm list: raised, cleared and acknowledged alarms with times and who acknowledged, kept in SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import asdict, dataclass
+
+import structlog
+
+from controller.alarm_codes import CODES, Severity
+
+log = structlog.get_logger("controller.alarms")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alarms (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    code       TEXT NOT NULL,
+    subject    TEXT NOT NULL,       -- device or PLC
+    severity   TEXT NOT NULL,
+    message    TEXT NOT NULL,
+    raised_at  REAL NOT NULL,
+    cleared_at REAL,
+    acked_by   TEXT,
+    acked_at   REAL
+);
+"""
+
+
+@dataclass
+class Alarm:
+    id: int
+    code: str
+    subject: str
+    severity: str
+    message: str
+    raised_at: float
+    cleared_at: float | None = None
+    acked_by: str | None = None
+    acked_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.cleared_at is None
+
+    @property
+    def shown(self) -> bool:
+        """On the list while active or not yet acknowledged."""
+        return self.active or self.acked_at is None
+
+
+class AlarmBoard:
+    """Alarms keyed by (code, subject): a condition alarm clears when its condition goes, a latched one on ack."""
+
+    def __init__(self, db: sqlite3.Connection, on_event=None):
+        self._db = db
+        self._db.executescript(SCHEMA)
+        self._on_event = on_event
+        self._alarms: dict[int, Alarm] = {}
+        self._restore()
+
+    def _restore(self) -> None:
+        """Keep latched alarms over a restart; condition alarms are re-derived from fresh reads."""
+        now = time.time()
+        rows = self._db.execute(
+            "SELECT id, code, subject, severity, message, raised_at, cleared_at, acked_by, acked_at FROM alarms"
+            " WHERE cleared_at IS NULL OR acked_at IS NULL"
+        ).fetchall()
+        for row in rows:
+            alarm = Alarm(*row)
+            if alarm.active and not CODES[alarm.code].latched:
+                alarm.cleared_at = now
+                self._save(alarm)
+            self._alarms[alarm.id] = alarm
+
+    def _save(self, alarm: Alarm) -> None:
+        self._db.execute(
+            "UPDATE alarms SET message = ?, cleared_at = ?, acked_by = ?, acked_at = ? WHERE id = ?",
+            (alarm.message, alarm.cleared_at, alarm.acked_by, alarm.acked_at, alarm.id),
+        )
+        if not alarm.shown:
+            self._alarms.pop(alarm.id, None)
+
+    def _active(self, code: str, subject: str) -> Alarm | None:
+        return next((a for a in self._alarms.values() if a.active and a.code == code and a.subject == subject), None)
+
+    def raise_alarm(self, code: str, subject: str, message: str) -> Alarm:
+        """Raise (or keep) the alarm `code` on `subject`."""
+        if (existing := self._active(code, subject)) is not None:
+            return existing
+        spec = CODES[code]
+        now = time.time()
+        cur = self._db.execute(
+            "INSERT INTO alarms (code, subject, severity, message, raised_at) VALUES (?, ?, ?, ?, ?)",
+            (code, subject, spec.severity.name.lower(), message, now),
+        )
+        alarm = Alarm(int(cur.lastrowid), code, subject, spec.severity.name.lower(), message, now)
+        self._alarms[alarm.id] = alarm
+        log.warning("alarm_raised", alarm_id=alarm.id, code=code, subject=subject, severity=alarm.severity, reason=message)
+        if self._on_event:
+            self._on_event("alarm_raised", subject, f"{code} {subject}: {message}", alarm_id=alarm.id)
+        return alarm
+
+    def clear(self, code: str, subject: str) -> None:
+        alarm = self._active(code, subject)
+        if alarm is None:
+            return
+        alarm.cleared_at = time.time()
+        self._save(alarm)
+        log.info("alarm_cleared", alarm_id=alarm.id, code=code, subject=subject)
+        if self._on_event:
+            self._on_event("alarm_cleared", subject, f"{code} {subject} cleared", alarm_id=alarm.id)
+
+    def sync(self, subject: str, conditions: dict[str, str]) -> None:
+        """Make the condition (non-latched) alarms of `subject` exactly `conditions` (code -> reason)."""
+        for code, message in conditions.items():
+            self.raise_alarm(code, subject, message)
+        for alarm in list(self._alarms.values()):
+            if alarm.active and alarm.subject == subject and alarm.code not in conditions and not CODES[alarm.code].latched:
+                self.clear(alarm.code, subject)
+
+    def ack(self, alarm_id: int, by: str) -> Alarm | None:
+        """Acknowledge; a latched alarm is cleared by its acknowledgement."""
+        alarm = self._alarms.get(alarm_id)
+        if alarm is None:
+            return None
+        now = time.time()
+        if alarm.acked_at is None:
+            alarm.acked_by, alarm.acked_at = by, now
+        if alarm.active and CODES[alarm.code].latched:
+            alarm.cleared_at = now
+        self._save(alarm)
+        if self._on_event:
+            self._on_event("alarm_acked", alarm.subject, f"{alarm.code} {alarm.subject} acknowledged by {by}",
+                           alarm_id=alarm.id)
+        return alarm
+
+    def active_on(self, subjects: set[str], at_least: Severity) -> list[Alarm]:
+        return [a for a in self._alarms.values()
+                if a.active and a.subject in subjects and Severity[a.severity.upper()] >= at_least]
+
+    def listing(self) -> list[dict]:
+        return [asdict(a) | {"active": a.active} for a in sorted(self._alarms.values(), key=lambda a: a.id)]

@@ -1,0 +1,79 @@
+"""Rules checked before any command reaches a PLC; a refusal names the rule and the device that blocks it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from controller.alarm_codes import Severity
+from controller.devices import Device
+from hal.profile import Kind, Status
+from hal.unit import Quality
+
+if TYPE_CHECKING:
+    from controller.site import Site
+
+
+class Refused(Exception):
+    """A command refused by a rule, before anything was written."""
+
+    def __init__(self, rule: str, message: str):
+        self.rule = rule
+        super().__init__(f"refused by rule {rule}: {message}")
+
+
+RESET_BLOCKERS = frozenset({"BOTH_LIMITS", "LOW_PRESSURE", "SENSOR_FAULT", "ESTOP", "COMMS_LOST", "WRONG_PROGRAM"})
+SECURING_VERBS = frozenset({"close", "raise", "red", "efo"})
+
+
+def is_secured(device: Device) -> bool:
+    """Confirmed blocking: closed (a blocker raised) or red, from good data."""
+    return device.quality is Quality.GOOD and device.state in ("closed", "red")
+
+
+def vehicle_present(device: Device) -> bool:
+    fb = device.feedback
+    return fb is not None and device.KIND != Kind.TRAFFIC_SIGNAL and bool(fb.status & Status.VEHICLE_PRESENT)
+
+
+def check_device_command(site: Site, device: Device, verb: str, *, sequence: bool = False) -> None:
+    """Raise Refused if any rule forbids `verb` on `device` now; `sequence` marks a lane sequence step."""
+    if device.quality is not Quality.GOOD:
+        raise Refused("data_not_valid",
+                      f"{device.name}: PLC data are {device.quality.value} ({device.quality_reason}); no command written")
+    if device.state == "local":
+        raise Refused("device_local", f"{device.name} is under local control; no command written")
+    if verb in device.OPENING_VERBS and device.state == "fault":
+        raise Refused("device_fault", f"{device.name} has a fault; nothing that opens it is allowed until reset")
+    lane = site.lane_of(device.name)
+    if verb in device.OPENING_VERBS:
+        subjects = {device.name, device.plc} | {d.name for d in site.lane_devices_of(device.name)}
+        faults = site.alarms.active_on(subjects, Severity.FAULT)
+        if faults:
+            first = faults[0]
+            raise Refused("active_fault", f"alarm {first.id} {first.code} on {first.subject} ({first.message}) is active; "
+                                          f"nothing that opens {device.name} is allowed")
+    if verb == "reset":
+        causes = site.alarms.active_on({device.name, device.plc}, Severity.WARNING)
+        present = [a for a in causes if a.code in RESET_BLOCKERS]
+        if present:
+            raise Refused("fault_cause_present", f"{device.name}: {present[0].code} ({present[0].message}) is still present")
+    if verb != "efo" and verb not in SECURING_VERBS and site.locked(device.name):
+        who = f"lane {lane.name}" if lane is not None and lane.mode == "lockdown" else "the site"
+        raise Refused("lockdown", f"{who} is in lockdown; {verb} {device.name} is not allowed until a technician releases it")
+    if lane is not None and verb in device.OPENING_VERBS and lane.mode == "fault":
+        raise Refused("lane_fault", f"lane {lane.name} is in fault ({lane.reason}); secure it first")
+    if verb in ("close", "raise") and device.KIND == Kind.ROAD_BLOCKER:
+        blocking = [d for d in site.lane_devices_of(device.name) if vehicle_present(d)]
+        if blocking:
+            raise Refused("vehicle_present",
+                          f"{blocking[0].name} reports a vehicle on the presence loop; raise {device.name} only by lockdown (EFO)")
+    if verb in device.OPENING_VERBS:
+        for pair in site.cfg.interlock:
+            if device.name in pair.devices:
+                other = site.devices[next(n for n in pair.devices if n != device.name)]
+                if not is_secured(other):
+                    raise Refused("never_both_open",
+                                  f"{device.name} and {other.name} are an airlock pair; {other.name} is "
+                                  f"{other.state} ({other.quality.value}), not confirmed closed")
+    if lane is not None and lane.mode == "maintenance" and sequence:
+        raise Refused("maintenance", f"lane {lane.name} is in maintenance; no automatic sequence")

@@ -1,0 +1,165 @@
+"""A vehicle lane: its mode machine and its secure / open sequences, one step at a time, each confirmed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+from transitions.extensions.asyncio import AsyncMachine
+
+from config.schema import LaneSection
+from controller.actions import ActionFailed, command_device
+from controller.devices import Device
+from controller.devices.base import DeviceNotReached
+from controller.interlocks import Refused, is_secured
+
+if TYPE_CHECKING:
+    from controller.site import Site
+
+log = structlog.get_logger("controller.lanes")
+
+MODES = ("unknown", "open", "securing", "secured", "opening", "lockdown", "maintenance", "fault")
+REACH_MARGIN_S = 1.0  # a step waits travel time × factor plus this for its device
+
+
+class SequenceFailed(Exception):
+    """A lane step did not complete; the message names the step and the device."""
+
+
+class Lane:
+    """Mode machine of one lane; sequences run as tasks that lockdown and maintenance can cancel."""
+
+    def __init__(self, cfg: LaneSection, site: Site):
+        self.cfg = cfg
+        self.name = cfg.name
+        self.site = site
+        self.mode = "unknown"
+        self.reason = "not read yet"
+        self.by = "barrierd"
+        self.since = time.time()
+        self._task: asyncio.Task | None = None
+        self.machine = AsyncMachine(
+            model=self, states=list(MODES), initial="unknown", model_attribute="mode",
+            queued="model", auto_transitions=False, send_event=True, after_state_change="_mode_changed",
+        )
+        add = self.machine.add_transition
+        add("begin_secure", ["unknown", "open", "secured", "opening", "securing", "fault"], "securing")
+        add("begin_open", ["secured"], "opening")
+        add("sequence_done", "securing", "secured")
+        add("sequence_done", "opening", "open")
+        add("sequence_failed", ["securing", "opening"], "fault")
+        add("lock", [m for m in MODES if m != "lockdown"], "lockdown")
+        add("settle", ["lockdown", "maintenance", "unknown"], "secured", conditions="_all_secured")
+        add("settle", ["lockdown", "maintenance", "unknown"], "open", conditions="_all_open")
+        add("settle", ["lockdown", "maintenance", "unknown"], "fault")
+        add("enter_maintenance", ["unknown", "open", "secured", "securing", "opening", "fault"], "maintenance")
+
+    def restore(self, mode: str, by: str, reason: str, since: float) -> None:
+        """Take the mode saved before a restart; a sequence cut short by the restart becomes a fault."""
+        if mode in ("securing", "opening"):
+            mode, reason = "fault", f"{mode} interrupted by a restart of barrierd"
+        self.machine.set_state(mode)
+        self.by, self.reason, self.since = by, reason, since
+
+    # ----- members ----------------------------------------------------------------------------
+
+    @property
+    def devices(self) -> list[Device]:
+        return [self.site.devices[name] for name in self.cfg.members().values()]
+
+    def _role(self, role: str) -> Device | None:
+        name = self.cfg.members().get(role)
+        return self.site.devices[name] if name is not None else None
+
+    def _all_secured(self, event=None) -> bool:
+        return all(is_secured(d) for d in self.devices)
+
+    def _all_open(self, event=None) -> bool:
+        return all(d.state == d.OPEN_STATE for d in self.devices) and event is not None and event.kwargs.get("allow_open")
+
+    def unsettled_devices(self) -> str:
+        return ", ".join(f"{d.name} {d.state}" for d in self.devices if not is_secured(d))
+
+    async def _mode_changed(self, event) -> None:
+        self.reason = event.kwargs.get("reason", "")
+        self.by = event.kwargs.get("by", "barrierd")
+        self.since = time.time()
+        log.info("lane_mode_changed", lane=self.name, from_mode=event.transition.source, to_mode=self.mode,
+                 trigger=event.event.name, by=self.by, reason=self.reason)
+        self.site.store.save_mode(f"lane:{self.name}", self.mode, self.by, self.reason)
+        self.site.store.record_event("lane_mode", self.name, f"{self.name}: {event.transition.source} → {self.mode}",
+                                     by=self.by, reason=self.reason)
+
+    async def on_devices_read(self) -> None:
+        """First complete reading after start without a saved mode: classify the lane from its devices."""
+        if self.mode == "unknown" and all(d.state != "unknown" for d in self.devices):
+            reason = "read at start" if self._all_secured() else f"at start: {self.unsettled_devices()}"
+            await self.settle(reason=reason, allow_open=True)
+
+    # ----- sequences --------------------------------------------------------------------------
+
+    def cancel_sequence(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def run_secure(self, by: str) -> str:
+        if self.mode in ("lockdown", "maintenance"):
+            raise Refused(self.mode, f"lane {self.name} is in {self.mode}; no automatic sequence")
+        return await self._run(self.begin_secure, self._secure_steps(), by, "secured")
+
+    async def run_open(self, by: str) -> str:
+        if self.mode in ("lockdown", "maintenance"):
+            raise Refused(self.mode, f"lane {self.name} is in {self.mode}; no automatic sequence")
+        if self.mode != "secured":
+            raise Refused("lane_not_secured", f"lane {self.name} is {self.mode}; only a secured lane can be opened")
+        return await self._run(self.begin_open, self._open_steps(), by, "open")
+
+    def _secure_steps(self) -> list[tuple[str, Device | None, str, str]]:
+        steps = []
+        for role in self.cfg.secure_order:
+            if role == "clear":
+                steps.append(("clear", None, "", ""))
+            elif (device := self._role(role)) is not None:
+                steps.append((role, device, device.SECURE_VERB, device.SECURED_STATE))
+        return steps
+
+    def _open_steps(self) -> list[tuple[str, Device | None, str, str]]:
+        return [
+            (role, device, device.OPEN_VERB, device.OPEN_STATE)
+            for role in self.cfg.open_order
+            if (device := self._role(role)) is not None
+        ]
+
+    async def _run(self, begin, steps, by: str, goal: str) -> str:
+        self.cancel_sequence()
+        await begin(by=by, reason=f"{goal} requested")
+        self._task = asyncio.create_task(self._steps(steps, by), name=f"lane-{self.name}")
+        started = asyncio.get_running_loop().time()
+        try:
+            await asyncio.shield(self._task)
+        except SequenceFailed as exc:
+            await self.sequence_failed(by=by, reason=str(exc))
+            raise
+        except asyncio.CancelledError:
+            if self._task.cancelled():
+                raise SequenceFailed(f"lane {self.name}: sequence interrupted ({self.mode})") from None
+            raise
+        await self.sequence_done(by=by, reason=f"{goal} in {asyncio.get_running_loop().time() - started:.1f} s")
+        return f"lane {self.name} {goal} in {asyncio.get_running_loop().time() - started:.1f} s"
+
+    async def _steps(self, steps, by: str) -> None:
+        for number, (role, device, verb, target) in enumerate(steps, start=1):
+            if device is None:
+                await asyncio.sleep(self.cfg.clear_time_s)
+                continue
+            where = f"lane {self.name} step {number} ({role} {device.name} {verb})"
+            if device.state == target and device.quality.value == "good":
+                continue
+            try:
+                await command_device(self.site, device, verb, by, sequence=True)
+                await device.wait_state(frozenset({target}),
+                                        device.cfg.travel_s * device.cfg.travel_factor + REACH_MARGIN_S)
+            except (Refused, ActionFailed, DeviceNotReached) as exc:
+                raise SequenceFailed(f"{where}: {exc}") from exc

@@ -1,0 +1,123 @@
+"""Fault detection: alarm conditions from each PLC reading, and movement nobody commanded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from config.schema import PlcSection
+from controller.devices import Device
+from controller.devices.leaf import fault_text
+from hal.profile import Kind, PlcStatus, SignalStatus, Status
+from hal.snapshot import SlotSnapshot
+from hal.unit import PlcReading, Problem
+
+POSITION_NOISE = 10  # per mille of travel that counts as movement
+
+PLC_STATUS_ALARMS = {
+    PlcStatus.WATCHDOG_EXPIRED: "WATCHDOG_EXPIRED",
+    PlcStatus.ESTOP: "ESTOP",
+    PlcStatus.MAINS_FAIL: "MAINS_FAIL",
+    PlcStatus.CABINET_TAMPER: "CABINET_TAMPER",
+    PlcStatus.LOCAL_PANEL: "LOCAL_PANEL",
+}
+LEAF_STATUS_ALARMS = {
+    Status.LOW_PRESSURE: "LOW_PRESSURE",
+    Status.OIL_TEMP: "OIL_TEMP",
+    Status.SENSOR_FAULT: "SENSOR_FAULT",
+    Status.LOCAL: "LOCAL_CONTROL",
+    Status.MANUAL_RELEASE: "MANUAL_RELEASE",
+    Status.EFO_ACTIVE: "EFO_ACTIVE",
+}
+PROBLEM_ALARMS = {
+    Problem.FROZEN: "PLC_FROZEN",
+    Problem.WRONG_PROGRAM: "WRONG_PROGRAM",
+    Problem.BAD_REPLY: "BAD_REPLY",
+}
+
+
+@dataclass
+class PlcConditions:
+    """Alarm conditions of one PLC; status-bit conditions are kept while no fresh data say otherwise."""
+
+    cfg: PlcSection
+    status_bits: dict[str, str] = field(default_factory=dict)
+
+    def update(self, reading: PlcReading) -> dict[str, str]:
+        found: dict[str, str] = {}
+        if reading.comms_lost:
+            found["COMMS_LOST"] = f"no valid reply for {reading.consecutive_failures} polls: {reading.reason}"
+        elif reading.problem in PROBLEM_ALARMS:
+            found[PROBLEM_ALARMS[reading.problem]] = reading.reason or ""
+        if reading.watchdog_readback is not None and reading.watchdog_readback != self.cfg.watchdog_ms:
+            found["WATCHDOG_NOT_ARMED"] = (f"WATCHDOG_TIMEOUT_MS reads {reading.watchdog_readback},"
+                                           f" configured {self.cfg.watchdog_ms}")
+        if reading.snapshot is not None:
+            bits = PlcStatus(reading.snapshot.plc_status)
+            self.status_bits = {code: f"PLC_STATUS {flag.name}" for flag, code in PLC_STATUS_ALARMS.items() if flag in bits}
+        return found | self.status_bits
+
+
+@dataclass
+class DeviceWatch:
+    """Per-device memory for the alarms that need two readings: movement and lost limits."""
+
+    device: Device
+    last: SlotSnapshot | None = None
+    conditions: dict[str, str] = field(default_factory=dict)
+    events: list[tuple[str, str]] = field(default_factory=list)  # latched alarms found this reading
+    reported_latch: str | None = None  # the latched device fault already raised as an alarm
+
+    def update(self, slot: SlotSnapshot | None, now: float) -> dict[str, str]:
+        """Condition alarms for this reading; latched ones are left in `events`."""
+        self.events = []
+        if slot is None:
+            return self.conditions  # no fresh data: keep what was last known
+        self.conditions = self._status_conditions(slot)
+        latch = self.device.latched_fault
+        if latch and latch != self.reported_latch and "travel timeout" in latch:
+            self.events.append(("TRAVEL_TIMEOUT", latch))
+        self.reported_latch = latch
+        if self.last is not None and self.device.KIND != Kind.TRAFFIC_SIGNAL:
+            self._movement(self.last, slot, now)
+        self.last = slot
+        return self.conditions
+
+    def _status_conditions(self, slot: SlotSnapshot) -> dict[str, str]:
+        found: dict[str, str] = {}
+        if self.device.KIND == Kind.TRAFFIC_SIGNAL:
+            if slot.status & SignalStatus.LAMP_FAULT:
+                found["LAMP_FAULT"] = "STATUS LAMP_FAULT"
+            if slot.status & SignalStatus.LOCAL:
+                found["LOCAL_CONTROL"] = "STATUS LOCAL"
+            return found
+        status = Status(slot.status)
+        if Status.DRIVE_FAULT in status or slot.fault_code:
+            found["DRIVE_FAULT"] = f"FAULT_CODE {slot.fault_code}: {fault_text(slot.fault_code)}"
+        if Status.AT_OPEN in status and Status.AT_CLOSED in status:
+            found["BOTH_LIMITS"] = "AT_OPEN and AT_CLOSED both made"
+        for flag, code in LEAF_STATUS_ALARMS.items():
+            if flag in status:
+                found[code] = f"STATUS {flag.name}"
+        return found
+
+    def _movement(self, before: SlotSnapshot, now_slot: SlotSnapshot, now: float) -> None:
+        limits = Status.AT_OPEN | Status.AT_CLOSED
+        moving_bits = Status.MOVING_OPEN | Status.MOVING_CLOSE
+        moved = (
+            before.position is not None and now_slot.position is not None
+            and abs(now_slot.position - before.position) > POSITION_NOISE
+        ) or bool(now_slot.status & moving_bits) or (before.status & limits) != (now_slot.status & limits)
+        if not moved or self.device.command_in_force(now):
+            return
+        if self.device.local_or_manual(now_slot):
+            return  # a person at the cabinet: LOCAL_CONTROL / MANUAL_RELEASE already say so
+        lost = before.status & limits and not now_slot.status & limits
+        still = not now_slot.status & moving_bits and (
+            now_slot.position is None or before.position is None or abs(now_slot.position - before.position) <= POSITION_NOISE
+        )
+        if lost and still:
+            self.events.append(("LIMIT_LOST", f"{Status(before.status & limits).name} dropped with no motion"))
+        else:
+            self.events.append(("UNCOMMANDED_MOVEMENT",
+                                f"position {before.position} → {now_slot.position}, status "
+                                f"0x{before.status:04X} → 0x{now_slot.status:04X} with no command in force"))

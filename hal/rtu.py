@@ -1,0 +1,206 @@
+"""Modbus RTU on one RS-485 line: wire timing, the 3.5-character silence, and a flush after every failed exchange.
+
+One RtuTransport (one pymodbus serial client) serves every unit on its line. RTU has no transaction
+id, so a reply that comes after the master gave up looks exactly like the answer to the next
+request. pymodbus takes it as such; this transport does not let it:
+- before every request the line is kept silent for t3.5 and input nobody asked for is discarded;
+- after a timeout or a reply that failed validation it waits one reply frame (and until the line
+  is quiet), then discards whatever arrived;
+- and it sends nothing more to that unit for one more timeout. A late answer can then only arrive
+  while another unit is addressed, whose request rejects it by unit id (pymodbus skips the frame,
+  hal.validate checks the unit), and it costs the other units on the line no time.
+A reply more than one timeout late to the same unit is indistinguishable in RTU from a real answer
+(no transaction id): the timeout must exceed the slave's worst response time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import termios
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+from pymodbus.client import AsyncModbusSerialClient
+from pymodbus.framer import FramerType
+
+from hal.errors import CommsError, ExceptionReplyError, NotConnectedError
+from hal.transport import PymodbusTransport
+
+log = structlog.get_logger("hal.rtu")
+
+SILENCE_ABOVE_19200_S = 0.00175  # Modbus over serial line, 2.5.1.1: a fixed t3.5 above 19200 baud
+REQUEST_BYTES_READ = 8  # unit, FC, address (2), count (2), CRC (2)
+REPLY_BYTES_WRITE = 8  # FC6 and FC16 replies echo unit, FC, address (2), value/count (2), CRC (2)
+DRAIN_MAX_FRAMES = 10  # a line that never goes quiet is given up on after this many frame times
+
+
+def read_reply_bytes(count: int) -> int:
+    """Bytes of an FC3/FC4 reply frame with `count` registers: unit, FC, byte count, data, CRC."""
+    return 5 + 2 * count
+
+
+def write_multiple_request_bytes(count: int) -> int:
+    """Bytes of an FC16 request frame writing `count` registers."""
+    return 9 + 2 * count
+
+
+@dataclass(frozen=True)
+class LineTiming:
+    """Character and silence times of a serial line: 1 start + 8 data + parity + stop bits per character."""
+
+    baudrate: int
+    parity: str = "N"
+    stopbits: int = 1
+
+    @property
+    def bits_per_char(self) -> int:
+        return 1 + 8 + (0 if self.parity == "N" else 1) + self.stopbits
+
+    @property
+    def char_s(self) -> float:
+        return self.bits_per_char / self.baudrate
+
+    @property
+    def silence_s(self) -> float:
+        """t3.5: the silence that ends a frame and must precede the next one."""
+        return 3.5 * self.char_s if self.baudrate <= 19200 else SILENCE_ABOVE_19200_S
+
+    def wire_s(self, frame_bytes: int) -> float:
+        return frame_bytes * self.char_s
+
+    def cycle_s(self, request_bytes: int, reply_bytes: int) -> float:
+        """The shortest possible request/reply exchange: both frames on the wire and two t3.5 silences."""
+        return self.wire_s(request_bytes + reply_bytes) + 2 * self.silence_s
+
+
+class RtuTransport(PymodbusTransport):
+    """Every unit of one RS-485 line over one pymodbus serial client; no library retries or reconnects.
+
+    timeout_s is the slave's allowance to answer; the time the request and the reply need on the
+    wire is added per request, so one timeout means the same at every baud rate and frame size.
+    """
+
+    def __init__(
+        self, name: str, port: str, *, baudrate: int, parity: str = "N", stopbits: int = 1, timeout_s: float
+    ):
+        self.port = port
+        self.timing = LineTiming(baudrate, parity, stopbits)
+        self.timeout_s = timeout_s
+        client = AsyncModbusSerialClient(
+            port,
+            framer=FramerType.RTU,
+            baudrate=baudrate,
+            bytesize=8,
+            parity=parity,
+            stopbits=stopbits,
+            timeout=timeout_s,
+            retries=0,
+            reconnect_delay=0,
+            reconnect_delay_max=0,
+            name=name,
+            trace_packet=self._trace_packet,
+        )
+        super().__init__(name, client)
+        self._last_activity = 0.0  # loop time of the last byte sent or received on the line
+        self._late_until: dict[int, float] = {}  # unit → until when a late reply from it may still come
+        self._awaiting_reply = False
+        self.discarded_bytes = 0  # bytes thrown away before pymodbus read them
+        self.stray_receptions = 0  # data received while no reply was awaited: late replies, noise
+
+    # ----- connection ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        try:
+            await super().connect()
+        except (termios.error, ValueError) as exc:  # a pty refuses even/odd parity with a raw termios.error
+            self.close()
+            raise CommsError(f"{self.name}: cannot open {self.port}: {exc}") from exc
+        self._last_activity = asyncio.get_running_loop().time()
+        self._late_until.clear()
+
+    # ----- requests -----------------------------------------------------------------------------
+
+    async def read_input(self, unit: int, address: int, count: int) -> list[int]:
+        async with self._exchange(unit, REQUEST_BYTES_READ, read_reply_bytes(count)):
+            return await super().read_input(unit, address, count)
+
+    async def read_holding(self, unit: int, address: int, count: int) -> list[int]:
+        async with self._exchange(unit, REQUEST_BYTES_READ, read_reply_bytes(count)):
+            return await super().read_holding(unit, address, count)
+
+    async def write_register(self, unit: int, address: int, value: int) -> None:
+        async with self._exchange(unit, REQUEST_BYTES_READ, REPLY_BYTES_WRITE):
+            await super().write_register(unit, address, value)
+
+    async def write_registers(self, unit: int, address: int, values: list[int]) -> None:
+        async with self._exchange(unit, write_multiple_request_bytes(len(values)), REPLY_BYTES_WRITE):
+            await super().write_registers(unit, address, values)
+
+    @contextlib.asynccontextmanager
+    async def _exchange(self, unit: int, request_bytes: int, reply_bytes: int) -> AsyncIterator[None]:
+        """Silence before the request, a timeout that covers both frames, and a drain after a failure."""
+        if self.connected:
+            await self._keep_silence(self._late_until.pop(unit, 0.0))
+            self._discard_input("unsolicited")
+            self._client.ctx.comm_params.timeout_connect = self.timeout_s + self.timing.wire_s(
+                request_bytes + reply_bytes
+            )
+        self._awaiting_reply = True
+        try:
+            yield
+        except (NotConnectedError, ExceptionReplyError):
+            raise  # nothing sent, or a well-formed answer from the addressed unit: nothing late to come
+        except CommsError:
+            self._late_until[unit] = asyncio.get_running_loop().time() + self.timeout_s
+            self._awaiting_reply = False
+            await self._drain(reply_bytes)
+            raise
+        finally:
+            self._awaiting_reply = False
+
+    async def _keep_silence(self, not_before: float) -> None:
+        loop = asyncio.get_running_loop()
+        wait = max(self._last_activity + self.timing.silence_s, not_before) - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _drain(self, reply_bytes: int) -> None:
+        """Wait one reply frame and until the line has been quiet for t3.5, then discard what came."""
+        loop = asyncio.get_running_loop()
+        frame_s = self.timing.wire_s(reply_bytes) + self.timing.silence_s
+        give_up = loop.time() + DRAIN_MAX_FRAMES * frame_s
+        await asyncio.sleep(frame_s)
+        while self.connected and loop.time() < give_up:
+            quiet_for = loop.time() - self._last_activity
+            if quiet_for >= self.timing.silence_s:
+                break
+            await asyncio.sleep(self.timing.silence_s - quiet_for)
+        self._discard_input("after a failed exchange")
+
+    def _discard_input(self, why: str) -> None:
+        ctx = self._client.ctx
+        pending = len(ctx.recv_buffer)
+        ctx.recv_buffer = b""
+        serial = getattr(ctx.transport, "sync_serial", None)
+        if serial is not None:
+            try:
+                pending += serial.in_waiting
+                serial.reset_input_buffer()
+            except OSError:  # the adapter is gone: the next request reports it
+                pass
+        if pending:
+            self.discarded_bytes += pending
+            log.debug("rtu_input_discarded", bus=self.name, bytes=pending, why=why)
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        """pymodbus hook on every frame sent and every chunk received: note when the line was last busy."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if sending:
+            now += self.timing.wire_s(len(data))  # the request leaves the wire this much later
+        elif not self._awaiting_reply:
+            self.stray_receptions += 1
+        self._last_activity = max(self._last_activity, now)
+        return data
