@@ -1,0 +1,92 @@
+"""Lane behaviour on a fake plant: step order, a failing step named, maintenance, restore after restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from controller.commands import ExitCode, build_registry
+from controller.event_store import EventStore
+from controller.site import Site
+from hal.profile import Command, SignalCommand, Status
+from tests.unit.test_lane_properties import CFG, GUARD, PLCS, TECH, FakePlant
+
+
+@pytest_asyncio.fixture
+async def plant(tmp_path):
+    site = Site(CFG, EventStore(tmp_path / "events.sqlite"))
+    fake = FakePlant(site)
+    site.buses = {name: fake for name in PLCS}
+    for device in site.devices.values():
+        await fake.feed(device)
+    for lane in site.lanes.values():
+        await lane.on_devices_read()
+    yield fake
+    site.store.close()
+
+
+async def run(site, command, caller=GUARD, **args):
+    return await build_registry().dispatch(site, {"command": command, "args": args}, caller)
+
+
+@pytest.mark.asyncio
+async def test_lane_classified_secured_and_sequences_run_in_order(plant):
+    site = plant.site
+    assert site.lanes["lane-1"].mode == "secured"
+    assert (await run(site, "lane_open", lane="lane-1")).code is ExitCode.DONE
+    assert plant.writes == [("gate-1", Command.OPEN), ("blocker-1", Command.OPEN), ("signal-1", SignalCommand.GREEN)]
+    assert site.lanes["lane-1"].mode == "open"
+    plant.writes.clear()
+    assert (await run(site, "lane_secure", lane="lane-1")).code is ExitCode.DONE
+    assert plant.writes == [("signal-1", SignalCommand.RED), ("blocker-1", Command.CLOSE), ("gate-1", Command.CLOSE)]
+
+
+@pytest.mark.asyncio
+async def test_a_failing_step_puts_the_lane_in_fault_naming_step_and_device(plant):
+    site = plant.site
+    await run(site, "lane_open", lane="lane-1")
+    plant.status["blocker-1"] |= int(Status.VEHICLE_PRESENT)
+    await plant.feed(site.devices["blocker-1"])
+    reply = await run(site, "lane_secure", lane="lane-1")
+    assert reply.code is ExitCode.ERROR
+    assert "step 3 (blocker blocker-1 raise)" in reply.message and "vehicle_present" in reply.message
+    assert site.lanes["lane-1"].mode == "fault"
+    assert ("gate-1", Command.CLOSE) not in plant.writes[-2:], "the sequence stops at the failing step"
+    refused = await run(site, "lane_open", lane="lane-1")
+    assert refused.code is ExitCode.REFUSED and "lane_not_secured" in refused.message
+
+
+@pytest.mark.asyncio
+async def test_maintenance_turns_sequencing_off_and_exit_checks_devices(plant):
+    site = plant.site
+    assert (await run(site, "maintenance_enter", TECH, lane="lane-2", reason="loop repair")).code is ExitCode.DONE
+    refused = await run(site, "lane_open", lane="lane-2")
+    assert refused.code is ExitCode.REFUSED and "maintenance" in refused.message
+    not_tech = await run(site, "open", GUARD, device="gate-2")
+    assert not_tech.code is ExitCode.NOT_AUTHORISED
+    assert (await run(site, "open", TECH, device="gate-2")).code is ExitCode.DONE
+    await run(site, "maintenance_exit", TECH, lane="lane-2", reason="done")
+    assert site.lanes["lane-2"].mode == "fault" and "gate-2 open" in site.lanes["lane-2"].reason
+    await run(site, "maintenance_enter", TECH, lane="lane-2", reason="again")
+    await run(site, "close", TECH, device="gate-2")
+    await run(site, "maintenance_exit", TECH, lane="lane-2", reason="done")
+    assert site.lanes["lane-2"].mode == "secured"
+
+
+@pytest.mark.asyncio
+async def test_modes_survive_a_restart_and_interrupted_sequences_become_faults(tmp_path):
+    store = EventStore(tmp_path / "events.sqlite")
+    store.save_mode("lane:lane-1", "opening", "guard", "open requested")
+    store.save_mode("lane:lane-2", "lockdown", "guard", "drill")
+    store.save_mode("site", "lockdown", "guard", "drill")
+    store.save_in_flight("gate-1", "open", "guard")
+    site = Site(CFG, store)
+    assert site.lanes["lane-1"].mode == "fault" and "interrupted by a restart" in site.lanes["lane-1"].reason
+    assert site.lanes["lane-2"].mode == "lockdown" and site.lanes["lane-2"].reason == "drill"
+    assert site.lockdown is not None and site.lockdown.by == "guard"
+    interrupted = [e for e in store.recent_events() if e["kind"] == "command_interrupted"]
+    assert [e["subject"] for e in interrupted] == ["gate-1"]
+    assert store.load_in_flight() == {}
+    store.close()
