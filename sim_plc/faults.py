@@ -8,6 +8,9 @@ PLC-wide faults (no slot):
   frozen_logic    the PLC program hangs: heartbeat and every status register stop updating and commands
                   are not processed, while Modbus still answers (and still stores written registers)
   comms_silence   the PLC stops answering Modbus at all (requests are neither answered nor applied)
+  watchdog_ignored
+                  the PLC program ignores writes to WATCHDOG_TIMEOUT_MS: the write is acknowledged but
+                  the register keeps its value (3000 at power-up), so a supervisor's read-back differs
 
 Slot faults (need a slot; the kinds they apply to in brackets):
   local           the slot's key switch in LOCAL: STATUS.LOCAL, commands get 1            [all]
@@ -31,6 +34,8 @@ Slot faults (need a slot; the kinds they apply to in brackets):
   forced_movement the leaf is pushed toward the other limit (toward open if it stands in the
                   closed half, else toward closed) at its normal speed, with no command and
                   no MOVING bit; a forced gate loses its LOCKED bit                     [leaves]
+  limit_lost      the limit switch at the limit the leaf stands at (the nearer one if it stands
+                  between) reads not made, with no motion: position and drive unchanged  [leaves]
 
 Clearing a fault (active=False) removes the input; latched bits stay until RESET, as on a real PLC.
 """
@@ -74,6 +79,7 @@ FAULTS: dict[str, FaultSpec] = {
         FaultSpec("local_panel", None),
         FaultSpec("frozen_logic", None),
         FaultSpec("comms_silence", None),
+        FaultSpec("watchdog_ignored", None),
         FaultSpec("local", EVERY_KIND),
         FaultSpec("lamp_fault", frozenset({Kind.TRAFFIC_SIGNAL})),
         FaultSpec("obstruction", frozenset({Kind.FOLDING_GATE, Kind.BOOM_BARRIER})),
@@ -87,6 +93,7 @@ FAULTS: dict[str, FaultSpec] = {
         FaultSpec("stuck_limit_open", LEAVES),
         FaultSpec("stuck_limit_closed", LEAVES),
         FaultSpec("forced_movement", LEAVES),
+        FaultSpec("limit_lost", LEAVES),
     )
 }
 PLC_FAULTS = frozenset(name for name, spec in FAULTS.items() if spec.plc_wide)

@@ -50,6 +50,7 @@ class Leaf(Slot):
         self._travel_s = TRAVEL_S[self.kind]  # nominal time of the travel under way
         self._travel_start = now
         self._forced_target: float | None = None
+        self._lost_limit: int | None = None  # limit_lost: TOWARD_OPEN / TOWARD_CLOSED switch reads not made
         self._panel_local = False
         is_gate_closed = self.kind == Kind.FOLDING_GATE and self.pos >= POSITION_CLOSED
         self.locked = is_gate_closed  # power-up: a closed gate stands locked
@@ -57,10 +58,10 @@ class Leaf(Slot):
 
     # ---- limit switches -----------------------------------------------------------------------
     def at_open(self) -> bool:
-        return self.pos <= POSITION_OPEN or self.has("stuck_limit_open")
+        return (self.pos <= POSITION_OPEN and self._lost_limit != TOWARD_OPEN) or self.has("stuck_limit_open")
 
     def at_closed(self) -> bool:
-        return self.pos >= POSITION_CLOSED or self.has("stuck_limit_closed")
+        return (self.pos >= POSITION_CLOSED and self._lost_limit != TOWARD_CLOSED) or self.has("stuck_limit_closed")
 
     # ---- scan ---------------------------------------------------------------------------------
     def scan(self, cond: Conditions) -> None:
@@ -213,6 +214,9 @@ class Leaf(Slot):
                 self._forced_target = float(POSITION_OPEN if self.pos >= 500 else POSITION_CLOSED)
             else:
                 self._forced_target = None
+        elif fault == "limit_lost":
+            nearer = TOWARD_CLOSED if self.pos >= (POSITION_OPEN + POSITION_CLOSED) / 2 else TOWARD_OPEN
+            self._lost_limit = nearer if active else None
 
     # ---- image --------------------------------------------------------------------------------
     def status(self) -> int:

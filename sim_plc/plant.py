@@ -230,7 +230,8 @@ class SimPlc:
             if addr == HeaderHolding.SUPERVISOR_HEARTBEAT:
                 self.supervisor_heartbeat = value
             elif addr == HeaderHolding.WATCHDOG_TIMEOUT_MS:
-                self.watchdog_timeout_ms = value
+                if "watchdog_ignored" not in self.plc_faults:  # else acknowledged, but not applied
+                    self.watchdog_timeout_ms = value
             else:
                 slot, register = self._holding_slot(addr)  # type: ignore[misc]
                 if register == SlotHolding.COMMAND:
