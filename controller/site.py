@@ -34,9 +34,12 @@ class PlcView:
     comms: str = "invalid"
     reason: str | None = "not read yet"
     watchdog_readback: int | None = None
+    polls: int = 0  # readings since start (one per poll attempt), for the achieved poll rate
+    polls_ok: int = 0  # of which GOOD
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "comms": self.comms, "reason": self.reason, "watchdog_ms": self.watchdog_readback}
+        return {"name": self.name, "comms": self.comms, "reason": self.reason, "watchdog_ms": self.watchdog_readback,
+                "polls": self.polls, "polls_ok": self.polls_ok}
 
 
 def comms_word(reading: PlcReading) -> str:
@@ -82,6 +85,7 @@ class Site:
 
     def _record_interrupted_commands(self) -> None:
         """Commands in flight when barrierd last stopped are recorded as interrupted, never re-issued."""
+        self._interrupted = set(self.store.load_in_flight())
         for device, (verb, by, at) in self.store.load_in_flight().items():
             self.store.record_event("command_interrupted", device,
                                     f"{verb} {device} by {by} was in flight when barrierd stopped; not re-issued",
@@ -148,6 +152,9 @@ class Site:
 
     async def _on_reading(self, reading: PlcReading) -> None:
         view = self.plcs[reading.plc]
+        view.polls += 1
+        if reading.quality is Quality.GOOD:
+            view.polls_ok += 1
         comms = comms_word(reading)
         if comms != view.comms:
             log.info("plc_comms_changed", plc=reading.plc, from_comms=view.comms, to_comms=comms, reason=reading.reason)
@@ -162,6 +169,9 @@ class Site:
         for device in self.devices_on(reading.plc):
             slot = reading.snapshot.slots[device.slot] if reading.snapshot is not None else None
             await device.observe(reading.quality, slot, reading.reason)
+            if slot is not None and device.name in self._interrupted:
+                self._interrupted.discard(device.name)
+                device.expect_motion(now)  # the rest of a travel commanded before the restart
             watch = self._watches[device.name]
             self.alarms.sync(device.name, watch.update(slot, now))
             for code, message in watch.events:

@@ -137,7 +137,8 @@ class Bus:
             await asyncio.wait_for(self.transport.connect(), self.timeout_s)
         except (CommsError, TimeoutError) as exc:
             self._next_connect_at = loop.time() + self._reconnect_delay
-            self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_MAX_S)
+            # Back off, but never past the poll period: a PLC that returns is read again within two polls.
+            self._reconnect_delay = min(self._reconnect_delay * 2, max(RECONNECT_MIN_S, min(self.poll_s, RECONNECT_MAX_S)))
             log.debug("bus_connect_failed", bus=self.transport.name, error=str(exc))
             return False
         self._reconnect_delay = RECONNECT_MIN_S
@@ -154,6 +155,10 @@ class Bus:
     async def _arm_watchdog(self, unit: UnitState) -> None:
         """Write WATCHDOG_TIMEOUT_MS and read it back; done once per connection."""
         spec = unit.spec
+        # The first heartbeat must differ from what the PLC holds (0 after power-up, or our last value
+        # before a restart), or the PLC's watchdog stays expired until the next one.
+        (held,) = await self.transport.read_holding(spec.unit, HeaderHolding.SUPERVISOR_HEARTBEAT, 1)
+        unit.heartbeat_out = (held + 1) & 0xFFFF
         await self.transport.write_register(spec.unit, HeaderHolding.SUPERVISOR_HEARTBEAT, unit.heartbeat_out)
         await self.transport.write_register(spec.unit, HeaderHolding.WATCHDOG_TIMEOUT_MS, spec.watchdog_ms)
         (unit.watchdog_readback,) = await self.transport.read_holding(spec.unit, HeaderHolding.WATCHDOG_TIMEOUT_MS, 1)
@@ -184,6 +189,7 @@ class Bus:
             except CommsError as exc:
                 cmd.future.set_exception(CommsError(f"{unit.spec.name}: command write failed: {exc}"))
                 self._note_failure(unit, str(exc))
+                await self._publish_if_lost(unit, str(exc))
                 continue
             scan_s = (unit.last_scan_ms or 10) / 1000
             cmd.deadline = loop.time() + ACK_SCANS * scan_s + self.timeout_s + self.poll_s
@@ -208,6 +214,7 @@ class Bus:
                 # would make the bus loop on failing heartbeat writes without ever sleeping.
                 unit.next_heartbeat_at = now + min(self.poll_s, self._heartbeat_period(unit.spec))
                 self._note_failure(unit, str(exc))
+                await self._publish_if_lost(unit, str(exc))
 
     async def _poll(self, unit: UnitState) -> None:
         spec = unit.spec
@@ -289,6 +296,11 @@ class Bus:
         await self._publish(
             unit, None, f"{schedule.last_reason} (no answer; retried every {schedule.retry_delay:g} s)"
         )
+
+    async def _publish_if_lost(self, unit: UnitState, reason: str) -> None:
+        """A failed write that completes the comms-lost count is reported now, not one timeout later."""
+        if unit.consecutive_failures >= self.comms_lost_polls:
+            await self._publish(unit, None, reason)
 
     async def _publish_failures(self, reason: str) -> None:
         for unit in self.units.values():

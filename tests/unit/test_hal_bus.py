@@ -265,7 +265,7 @@ GATE = [Kind.FOLDING_GATE]
 async def test_failed_connects_are_retried_with_back_off_until_the_bus_connects():
     fake, readings = FakeTransport(GATE), Readings()
     fake.connect_failures = 3
-    async with running(make_bus(fake, readings)):
+    async with running(make_bus(fake, readings, poll_s=1.0)):
         await until(good(readings))
     attempts = [c.t for c in fake.calls("connect")]
     assert len(attempts) == 4
@@ -282,7 +282,7 @@ async def test_failed_connects_are_retried_with_back_off_until_the_bus_connects(
 async def test_back_off_doubles_up_to_its_maximum_and_resets_after_a_connect():
     fake, readings = FakeTransport(GATE), Readings()
     fake.connect_failures = 7
-    async with running(make_bus(fake, readings)):
+    async with running(make_bus(fake, readings, poll_s=5.0)):
         await until(good(readings))
         fake.drop()
         fake.connect_failures = 1
@@ -295,6 +295,19 @@ async def test_back_off_doubles_up_to_its_maximum_and_resets_after_a_connect():
     later = [c.t for c in fake.calls("connect", since=log_mark)]
     assert len(later) == 2
     assert later[1] - later[0] == pytest.approx(RECONNECT_MIN_S, abs=1e-3)
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_back_off_never_exceeds_the_poll_period():
+    """A PLC that comes back is read again within two polls, however long it was away."""
+    fake, readings = FakeTransport(GATE), Readings()
+    fake.connect_failures = 8
+    async with running(make_bus(fake, readings, poll_s=0.25)):
+        await until(good(readings))
+    attempts = [c.t for c in fake.calls("connect")]
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert gaps == pytest.approx([0.1, 0.2] + [0.25] * 6, abs=1e-3)
 
 
 @pytest.mark.asyncio
@@ -320,10 +333,11 @@ async def test_watchdog_is_armed_on_connect_and_its_readback_reported():
     fake.watchdog_clamp = 1500  # the PLC keeps another value than the one written
     async with running(make_bus(fake, readings, watchdog_ms=2000)):
         await until(good(readings))
-    first = [(c.op, c.address, c.arg) for c in fake.log[:5]]
+    first = [(c.op, c.address, c.arg) for c in fake.log[:6]]
     assert first == [
         ("connect", 0, None),
-        ("write_register", HeaderHolding.SUPERVISOR_HEARTBEAT, 0),
+        ("read_holding", HeaderHolding.SUPERVISOR_HEARTBEAT, 1),  # the first beat must differ from what it holds
+        ("write_register", HeaderHolding.SUPERVISOR_HEARTBEAT, 1),
         ("write_register", HeaderHolding.WATCHDOG_TIMEOUT_MS, 2000),
         ("read_holding", HeaderHolding.WATCHDOG_TIMEOUT_MS, 1),
         ("read_input", 0, input_block_size(1)),
@@ -340,14 +354,15 @@ async def test_watchdog_is_armed_again_after_a_reconnect_and_not_otherwise():
     async with running(make_bus(fake, readings)):
         await until(good(readings))
         await asyncio.sleep(2.0)
-        assert len(fake.calls("read_holding")) == 1
+        assert len(fake.calls("read_holding")) == 2  # held heartbeat and watchdog read-back, once
         fake.drop()
         log_mark, mark = fake.mark(), readings.mark()
-        await until(lambda: len(fake.calls("read_holding")) == 2)
+        await until(lambda: len(fake.calls("read_holding")) == 4)
         await until(lambda: any(r.quality is Quality.GOOD for r in readings.since(mark)))
     after = [(c.op, c.address) for c in fake.log[log_mark:]]
     reconnect = after.index(("connect", 0))
-    assert after[reconnect + 1 : reconnect + 5] == [
+    assert after[reconnect + 1 : reconnect + 6] == [
+        ("read_holding", HeaderHolding.SUPERVISOR_HEARTBEAT),
         ("write_register", HeaderHolding.SUPERVISOR_HEARTBEAT),
         ("write_register", HeaderHolding.WATCHDOG_TIMEOUT_MS),
         ("read_holding", HeaderHolding.WATCHDOG_TIMEOUT_MS),
@@ -374,7 +389,7 @@ async def test_heartbeat_is_written_every_quarter_watchdog_not_on_every_poll():
     assert max(gaps) <= 2.0 / 3  # the spec's "at least every WATCHDOG_TIMEOUT_MS / 3"
     assert min(gaps) == pytest.approx(0.5, abs=0.02)
     values = [c.arg for c in beats]
-    assert values == list(range(len(values)))  # 0 when arming, then +1 each time
+    assert values == list(range(1, len(values) + 1))  # held value (0) + 1 when arming, then +1 each time
     assert fake.holding[HeaderHolding.SUPERVISOR_HEARTBEAT] == values[-1]
 
 
