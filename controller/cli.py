@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console, Group
 from rich.live import Live
 
-from controller.commands import ExitCode
+from controller.exit_codes import ExitCode
 from controller.paths import default_socket
 from controller.render import alarms_table, events_table, status_tables
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
 
 import structlog
 
 from controller.auth import Role
 from controller.event_store import Caller
+from controller.exit_codes import ExitCode
 from controller.actions import ActionFailed, command_device
 from controller.interlocks import Refused
 from controller.lanes import SequenceFailed
@@ -17,17 +17,6 @@ from controller.lockdown import lock_down, new_latch
 from controller.site import Site
 
 log = structlog.get_logger("controller.commands")
-
-
-class ExitCode(IntEnum):
-    """barrierctl exit codes, stable for scripts."""
-
-    DONE = 0
-    ERROR = 1
-    USAGE = 2
-    REFUSED = 3
-    NOT_AUTHORISED = 4
-    UNREACHABLE = 5
 
 
 OUTCOME = {
