@@ -144,6 +144,7 @@ class RtuTransport(PymodbusTransport):
         if self.connected:
             await self._keep_silence(self._late_until.pop(unit, 0.0))
             self._discard_input("unsolicited")
+            # pymodbus reads its response timeout from here at every request
             self._client.ctx.comm_params.timeout_connect = self.timeout_s + self.timing.wire_s(
                 request_bytes + reply_bytes
             )

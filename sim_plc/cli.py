@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import selectors
 import signal
 import sys
 from pathlib import Path
@@ -15,8 +17,9 @@ from config import ConfigError, load_site
 from sim_plc.control import ControlError, ControlServer, default_socket_path, send_request
 from sim_plc.faults import FAULTS
 from sim_plc.server import SimSite
+from sim_plc.vline import VirtualLine
 
-SUBCOMMANDS = ("serve", "inject", "faults", "state")
+SUBCOMMANDS = ("serve", "inject", "faults", "state", "vline")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("sim_plc")
 
@@ -28,17 +31,34 @@ def _scan_ms(text: str) -> int:
     return value
 
 
+def _serial(text: str) -> tuple[str, str]:
+    bus, sep, path = text.partition("=")
+    if not sep or not bus or not path:
+        raise argparse.ArgumentTypeError("must be BUS=PATH, e.g. rs485-a=/tmp/line-b")
+    return bus, path
+
+
+def _baud(text: str) -> int:
+    value = int(text)
+    if not 50 <= value <= 4_000_000:
+        raise argparse.ArgumentTypeError("must be 50..4000000")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sim-plc",
         description="Simulated barrier PLCs (Modbus profile v1). Without a subcommand, `serve` is assumed.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{serve,inject,faults,state}")
+    sub = parser.add_subparsers(dest="command", metavar="{serve,inject,faults,state,vline}")
     control_help = f"control socket (default {default_socket_path()})"
 
-    serve = sub.add_parser("serve", help="serve the site's Modbus TCP PLCs until SIGTERM/SIGINT")
+    serve = sub.add_parser("serve", help="serve the site's PLCs (Modbus TCP, RTU with --serial) until SIGTERM/SIGINT")
     serve.add_argument("--config", required=True, type=Path, help="site TOML file")
     serve.add_argument("--plc", action="append", metavar="NAME", help="serve only this PLC (repeatable)")
+    serve.add_argument("--serial", action="append", type=_serial, default=[], metavar="BUS=PATH",
+                       help="serve the PLCs of [[bus]] BUS as RTU slaves on serial port PATH, the other end of "
+                            "the line barrierd opens (repeatable); a bus without it is skipped")
     serve.add_argument("--write-log", type=Path, metavar="FILE", help="append every client write as JSON lines")
     serve.add_argument("--control", type=Path, metavar="SOCKET", help=control_help)
     serve.add_argument("--scan-ms", type=_scan_ms, default=10, metavar="N", help="PLC scan period (default 10)")
@@ -59,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     state = sub.add_parser("state", help="print register image and slot states as JSON")
     state.add_argument("--control", type=Path, metavar="SOCKET", help=control_help)
     state.add_argument("plc", nargs="?", metavar="PLC")
+
+    vline = sub.add_parser("vline", help="a virtual RS-485 line: two linked ptys paced like a UART, until SIGTERM")
+    vline.add_argument("--baud", type=_baud, default=19200, metavar="N", help="pacing baud rate, 8N1 (default 19200)")
+    vline.add_argument("link_a", type=Path, metavar="LINK_A", help="symlink to create for the master's end")
+    vline.add_argument("link_b", type=Path, metavar="LINK_B", help="symlink to create for the slaves' end")
     return parser
 
 
@@ -68,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         args_list.insert(0, "serve")  # plain `sim-plc --config FILE`
     args = build_parser().parse_args(args_list)
     if args.command == "serve":
-        return asyncio.run(serve(args))
+        # select() timers are exact to the microsecond (epoll rounds up to the millisecond): the
+        # simulated RTU slaves then keep t3.5 before a reply as exactly as a PLC does.
+        with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(selectors.SelectSelector())) as runner:
+            return runner.run(serve(args))
+    if args.command == "vline":
+        return run_vline(args)
     request: dict[str, Any]
     if args.command == "inject":
         request = {"cmd": "inject", "plc": args.plc, "fault": args.fault, "slot": args.slot,
@@ -99,7 +129,10 @@ async def serve(args: argparse.Namespace) -> int:
     logging.getLogger("pymodbus").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
     try:
         site_config = load_site(args.config)
-        site = SimSite(site_config, plc_names=args.plc, write_log=args.write_log, scan_ms=args.scan_ms)
+        serial = dict(args.serial)
+        if len(serial) != len(args.serial):
+            raise ValueError("--serial names a bus twice")
+        site = SimSite(site_config, plc_names=args.plc, write_log=args.write_log, scan_ms=args.scan_ms, serial=serial)
     except (ConfigError, ValueError) as exc:
         print(f"sim-plc: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -112,9 +145,11 @@ async def serve(args: argparse.Namespace) -> int:
         await control.start()  # first: a second sim-plc on the same socket stops before taking ports
         await site.start()
         if not site.plcs:
-            print("sim-plc: no Modbus TCP PLC to serve", file=sys.stderr)
+            print("sim-plc: no PLC to serve (PLCs on a bus need --serial BUS=PATH)", file=sys.stderr)
             return EXIT_USAGE
-        print(json.dumps({"event": "sim_plc_ready", "plcs": site.ports, "control": str(control.path)}), flush=True)
+        ready = {"event": "sim_plc_ready", "plcs": site.ports, "serial": site.serial_ports,
+                 "control": str(control.path)}
+        print(json.dumps(ready), flush=True)
         await stop.wait()
         log.info("stopping")
         return EXIT_OK
@@ -124,6 +159,27 @@ async def serve(args: argparse.Namespace) -> int:
     finally:
         await control.stop()
         await site.stop()
+
+
+def run_vline(args: argparse.Namespace) -> int:
+    """Make the line, print a ready JSON line, relay until SIGTERM/SIGINT, then remove the links."""
+    line = VirtualLine(args.link_a, args.link_b, args.baud)
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before the links exist, so a stop always removes them
+        signal.signal(signum, lambda *_: line.request_stop())
+    try:
+        line.open()
+    except OSError as exc:
+        print(f"sim-plc vline: {exc}", file=sys.stderr)
+        line.close()
+        return EXIT_FAILURE
+    try:
+        ready = {"event": "vline_ready", "a": str(args.link_a), "b": str(args.link_b), "baud": args.baud,
+                 "pid": os.getpid()}
+        print(json.dumps(ready), flush=True)
+        line.run()
+    finally:
+        line.close()
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Serve a site's simulated PLCs over Modbus TCP, each with its own scan loop; SimSite is the entry point."""
+"""Serve a site's simulated PLCs over Modbus TCP or RTU on serial ports, each with its own scan loop (see SimSite)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sim_plc.clock import Clock, SystemClock
 from sim_plc.device import build_device
 from sim_plc.errors import FaultError
 from sim_plc.plant import SimPlc
+from sim_plc.serial_server import SerialEndpoint
 from sim_plc.writelog import WriteLog
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,12 @@ class TcpEndpoint:
 
 
 class SimSite:
-    """Every Modbus TCP PLC of a site, simulated and served. PLCs on a serial bus are skipped for now.
+    """Every PLC of a site, simulated and served: over Modbus TCP, or RTU for the PLCs of a [[bus]].
 
     port_override maps PLC name → port (0 = ephemeral) or is one port for all; host_override replaces
-    every PLC's host. write_log is a JSON-lines file path (see WriteLog); the clock drives physics.
+    every PLC's host. serial maps a bus name → the serial port to serve its PLCs on (the other end of
+    the line barrierd opens); the PLCs of a bus not in it are skipped. write_log is a JSON-lines file
+    path (see WriteLog); the clock drives physics.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class SimSite:
         host_override: str | None = None,
         port_override: Mapping[str, int] | int | None = None,
         write_log: Path | str | None = None,
+        serial: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         scan_ms: int = 10,
     ) -> None:
@@ -101,6 +105,9 @@ class SimSite:
             raise ValueError(f"unknown PLC {', '.join(unknown)}; the site has: {', '.join(known)}")
         if isinstance(port_override, Mapping) and (stray := set(port_override) - set(names)):
             raise ValueError(f"port_override names PLCs that are not served: {', '.join(sorted(stray))}")
+        buses = [b.name for b in site.bus]
+        if stray := set(serial or {}) - set(buses):
+            raise ValueError(f"no bus named {', '.join(sorted(stray))}; the site has: {', '.join(buses) or 'none'}")
         self.site = site
         self.clock: Clock = clock or SystemClock()
         self.scan_ms = scan_ms
@@ -108,6 +115,8 @@ class SimSite:
         self.plcs: dict[str, SimPlc] = {}
         self.skipped: dict[str, str] = {}
         self._endpoints: dict[str, TcpEndpoint] = {}
+        self._serial = dict(serial or {})
+        self._lines: dict[str, SerialEndpoint] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._host_override = host_override
         self._port_override = port_override
@@ -124,10 +133,10 @@ class SimSite:
     async def start(self) -> None:
         """Create the PLCs, listen on every TCP endpoint and start the scan loops."""
         try:
+            await self._start_lines()
             for section in self._selected:
                 kinds = self.site.slot_kinds(section.name)
                 if section.bus is not None:
-                    self._skip(section.name, f"on serial bus {section.bus!r}: Modbus RTU is not simulated yet")
                     continue
                 if not kinds:
                     self._skip(section.name, "has no devices")
@@ -143,6 +152,31 @@ class SimSite:
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_lines(self) -> None:
+        """One SerialEndpoint per bus given a serial port, with every selected PLC of that bus on it."""
+        for bus in self.site.bus:
+            sections = [s for s in self._selected if s.bus == bus.name]
+            if not sections:
+                continue
+            path = self._serial.get(bus.name)
+            if path is None:
+                for section in sections:
+                    reason = f"on serial bus {bus.name!r}: no serial port given (--serial {bus.name}=PATH)"
+                    self._skip(section.name, reason)
+                continue
+            plcs = [
+                SimPlc(s.name, self.site.slot_kinds(s.name), self.clock, scan_ms=self.scan_ms, unit=s.unit)
+                for s in sections
+            ]
+            line = SerialEndpoint(
+                bus.name, plcs, path, self.write_log, baudrate=bus.baudrate, parity=bus.parity, stopbits=bus.stopbits
+            )
+            await line.start()
+            self._lines[bus.name] = line
+            for plc in plcs:
+                self.plcs[plc.name] = plc
+                self._tasks.append(asyncio.create_task(scan_loop(plc, self.scan_ms / 1000), name=f"scan-{plc.name}"))
 
     def _skip(self, name: str, reason: str) -> None:
         self.skipped[name] = reason
@@ -161,6 +195,10 @@ class SimSite:
                 with contextlib.suppress(Exception):
                     await endpoint.stop()
         self._endpoints.clear()
+        for line in self._lines.values():
+            with contextlib.suppress(Exception):
+                await line.stop()
+        self._lines.clear()
         self.write_log.close()
 
     async def __aenter__(self) -> SimSite:
@@ -179,7 +217,16 @@ class SimSite:
 
     @property
     def ports(self) -> dict[str, int]:
-        return {name: self.port_of(name) for name in self.plcs}
+        """TCP port of every PLC served over Modbus TCP."""
+        return {name: self.port_of(name) for name in self._endpoints}
+
+    @property
+    def serial_ports(self) -> dict[str, str]:
+        """Serial port of every bus served over Modbus RTU."""
+        return {bus: line.path for bus, line in self._lines.items()}
+
+    def line(self, bus: str) -> SerialEndpoint:
+        return self._lines[bus]
 
     @property
     def writes(self) -> list[dict[str, Any]]:

@@ -1,0 +1,158 @@
+"""The simulated PLCs of one RS-485 bus as Modbus RTU slaves on one serial port (pymodbus ModbusSerialServer).
+
+Like real slaves on a line: each PLC answers only its own unit id (a request for any other unit is
+dropped before pymodbus handles it, so nothing answers and nothing is applied), a reply starts no
+sooner than 3.5 characters after the request ended, and comms_silence drops a PLC's replies. If
+the port goes away (the virtual line stopped, the adapter unplugged) it is reopened when it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import termios
+from collections.abc import Sequence
+
+from pymodbus.framer import FramerType
+from pymodbus.pdu import ModbusPDU
+from pymodbus.server import ModbusSerialServer
+
+from sim_plc.device import build_device
+from sim_plc.plant import SimPlc
+from sim_plc.writelog import WriteLog
+
+log = logging.getLogger(__name__)
+
+REOPEN_S = 0.5  # how often a lost port is tried again
+SILENCE_ABOVE_19200_S = 0.00175  # the Modbus serial-line spec's fixed t3.5 above 19200 baud
+
+
+def silence_s(baudrate: int, parity: str = "N", stopbits: int = 1) -> float:
+    """t3.5 of a line: 3.5 characters of 1 start + 8 data + parity + stop bits, fixed above 19200 baud."""
+    if baudrate > 19200:
+        return SILENCE_ABOVE_19200_S
+    return 3.5 * (1 + 8 + (parity != "N") + stopbits) / baudrate
+
+
+class SerialEndpoint:
+    """Every SimPlc of one bus, served as RTU slaves on `path`."""
+
+    def __init__(
+        self,
+        bus: str,
+        plcs: Sequence[SimPlc],
+        path: str,
+        write_log: WriteLog,
+        *,
+        baudrate: int = 19200,
+        parity: str = "N",
+        stopbits: int = 1,
+    ) -> None:
+        self.bus = bus
+        self.path = path
+        self.plcs = {plc.unit: plc for plc in plcs}
+        self.baudrate, self.parity, self.stopbits = baudrate, parity, stopbits
+        self.silence_s = silence_s(baudrate, parity, stopbits)
+        self._devices = [build_device(plc, write_log) for plc in plcs]
+        self._server: ModbusSerialServer | None = None
+        self._reopen: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._last_rx_at = 0.0
+        self.dropped_requests = 0  # requests for unit ids no PLC here owns
+
+    async def start(self) -> None:
+        """Open the port and serve; OSError if it cannot be opened."""
+        self._stopping = False
+        await self._open()
+        units = ", ".join(f"{plc.name}={unit}" for unit, plc in self.plcs.items())
+        log.info("bus %s: serving units %s on %s at %d baud", self.bus, units, self.path, self.baudrate)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._reopen is not None:
+            self._reopen.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reopen
+            self._reopen = None
+        await self._close()
+
+    @property
+    def open(self) -> bool:
+        return self._server is not None
+
+    async def _open(self) -> None:
+        server = ModbusSerialServer(
+            self._devices,
+            framer=FramerType.RTU,
+            port=self.path,
+            baudrate=self.baudrate,
+            bytesize=8,
+            parity=self.parity,
+            stopbits=self.stopbits,
+            reconnect_delay=0,
+            trace_packet=self._trace_packet,
+            trace_pdu=self._trace_pdu,
+            trace_connect=self._trace_connect,
+        )
+        try:
+            await server.serve_forever(background=True)
+        except (RuntimeError, termios.error) as exc:  # pymodbus reports a port it cannot open as RuntimeError
+            with contextlib.suppress(Exception):
+                await server.shutdown()
+            raise OSError(f"bus {self.bus}: cannot open serial port {self.path}: {exc}") from exc
+        self._server = server
+
+    async def _close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await server.shutdown()
+
+    async def _reopen_when_back(self) -> None:
+        await self._close()
+        while not self._stopping:
+            await asyncio.sleep(REOPEN_S)
+            try:
+                await self._open()
+            except OSError:
+                continue
+            log.info("bus %s: serial port %s open again", self.bus, self.path)
+            return
+
+    # ---- pymodbus hooks -------------------------------------------------------------------------
+    def _trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
+        """A request for a unit id nobody here owns is dropped: pymodbus then neither handles nor answers it."""
+        if not sending and pdu.dev_id not in self.plcs:
+            self.dropped_requests += 1
+            return None
+        return pdu
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        loop = asyncio.get_running_loop()
+        if not sending:
+            self._last_rx_at = loop.time()
+            return data
+        plc = self.plcs.get(data[0]) if data else None
+        if plc is None or plc.comms_silent:
+            return b""  # an empty write sends nothing: the master times out
+        wait = self._last_rx_at + self.silence_s - loop.time()
+        if wait <= 0:
+            return data
+        transport = self._server.transport if self._server is not None else None
+        loop.call_later(wait, self._send_late, transport, data)
+        return b""
+
+    @staticmethod
+    def _send_late(transport: asyncio.Transport | None, data: bytes) -> None:
+        if transport is not None and getattr(transport, "sync_serial", None) is not None:
+            transport.write(data)
+
+    def _trace_connect(self, connected: bool) -> None:
+        if connected or self._stopping or self._server is None:
+            return
+        log.warning("bus %s: serial port %s lost; reopening every %.1f s", self.bus, self.path, REOPEN_S)
+        if self._reopen is None or self._reopen.done():
+            self._reopen = asyncio.get_running_loop().create_task(
+                self._reopen_when_back(), name=f"reopen-{self.bus}"
+            )
