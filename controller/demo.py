@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from config import load_site
 from controller.cli import DaemonUnreachable, request, watch
 from controller.paths import default_socket
 
@@ -60,9 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     sock = default_socket()
     console = Console()
     sim_log, daemon_log = RUN_DIR / "sim-plc.log", RUN_DIR / "barrierd.log"
+    lines, serial_args = [], []
+    for bus in load_site(site_file).bus:  # an RS-485 line: a paced virtual line, sim-plc on its far end
+        far_end = f"{bus.port}-slaves"
+        line_log = RUN_DIR / f"vline-{bus.name}.log"
+        lines.append(start([str(bin_dir / "sim-plc"), "vline", "--baud", str(bus.baudrate), bus.port, far_end], line_log))
+        wait_for(f"virtual line {bus.name}", lambda: Path(far_end).exists(), lines[-1], line_log)
+        serial_args += ["--serial", f"{bus.name}={far_end}"]
     sim = start(
         [str(bin_dir / "sim-plc"), "--config", str(site_file), "--write-log", str(RUN_DIR / "sim-writes.jsonl"),
-         "--control", str(RUN_DIR / "sim-plc.sock")],
+         "--control", str(RUN_DIR / "sim-plc.sock"), *serial_args],
         sim_log,
     )
     daemon = None
@@ -82,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        for proc in (daemon, sim):
+        for proc in (daemon, sim, *lines):
             if proc is not None:
                 stop(proc)
         console.print(json.dumps({"sim-plc": sim.returncode, "barrierd": daemon.returncode if daemon else None}))
