@@ -60,6 +60,7 @@ class Site:
             d.name: DEVICE_CLASSES[d.kind](d, self._record_change) for d in cfg.device
         }
         self.plcs = {p.name: PlcView(p.name) for p in cfg.plc}
+        self._devices_by_plc = {p.name: [d for d in self.devices.values() if d.plc == p.name] for p in cfg.plc}
         self.lanes: dict[str, Lane] = {lane.name: Lane(lane, self) for lane in cfg.lane}
         self._lane_of = {name: self.lanes[lane.name] for lane in cfg.lane for name in lane.members().values()}
         self.lockdown: Latch | None = None
@@ -148,7 +149,7 @@ class Site:
         self._tasks.clear()
 
     def devices_on(self, plc: str) -> list[Device]:
-        return [d for d in self.devices.values() if d.plc == plc]
+        return self._devices_by_plc[plc]
 
     async def _on_reading(self, reading: PlcReading) -> None:
         view = self.plcs[reading.plc]

@@ -114,7 +114,9 @@ class Bus:
                     schedule = self._schedule[unit.spec.name]
                     now = loop.time()
                     if now >= schedule.next_poll_at or unit.awaiting_ack:
-                        schedule.next_poll_at = now + self.poll_s
+                        if now >= schedule.next_poll_at:  # polls stay on a fixed grid; late ones don't shift it
+                            grid = schedule.next_poll_at + self.poll_s
+                            schedule.next_poll_at = grid if grid > now else now + self.poll_s
                         if now < schedule.retry_at:
                             await self._publish_backed_off(unit, schedule)
                         else:
@@ -359,7 +361,9 @@ class Bus:
         self._wake.clear()
         if self._commands:
             return
+        # A timer that sets the wake event: cheaper than a wait_for task per sleep.
+        timer = asyncio.get_running_loop().call_later(max(delay, 0) + WAKE_SLACK_S, self._wake.set)
         try:
-            await asyncio.wait_for(self._wake.wait(), max(delay, 0) + WAKE_SLACK_S)
-        except TimeoutError:
-            pass
+            await self._wake.wait()
+        finally:
+            timer.cancel()

@@ -128,7 +128,8 @@ class Device:
             target, cause = self.derive_state(slot)
             if self.latched_fault is not None:
                 target, cause = "fault", self.latched_fault
-        await self.trigger(f"sense_{target}", cause=cause)
+        if target != self.state:  # the same state again changes nothing: no trigger on the poll path
+            await self.trigger(f"sense_{target}", cause=cause)
         if self.intent is not None and self._in_force_until and self.state in self._goal_states(self.intent.verb):
             self._goal_reached = True
 
