@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -145,17 +146,23 @@ async def lockdown(site: Site, args: dict, caller: Caller) -> Reply:
     reason = _reason(args)
     if args.get("lane") is not None:
         lane = _lane(site, args["lane"])
-        lanes, devices, scope = [lane], lane.devices, f"lane {lane.name}"
-    else:
-        lanes, devices, scope = list(site.lanes.values()), list(site.devices.values()), "the site"
-        site.lockdown = new_latch(caller.user, reason)
-        site.store.save_mode("site", "lockdown", caller.user, reason)
-        site.store.record_event("lockdown", "site", f"site lockdown by {caller.user}", reason=reason)
-    for lane in lanes:
         lane.cancel_sequence()
         if lane.mode != "lockdown":
-            await lane.lock(by=caller.user, reason=reason)
-    result = await lock_down(site, devices, caller.user)
+            await lane.lock(by=caller.user, reason=reason)  # the lane mode is this lockdown's latch
+        result = await lock_down(site, lane.devices, caller.user)
+        scope = f"lane {lane.name}"
+    else:
+        site.lockdown = new_latch(caller.user, reason)  # latched before anything is written
+        site.store.save_mode("site", "lockdown", caller.user, reason)
+        for lane in site.lanes.values():
+            lane.cancel_sequence()
+        fan_out = asyncio.ensure_future(lock_down(site, list(site.devices.values()), caller.user))
+        site.store.record_event("lockdown", "site", f"site lockdown by {caller.user}", reason=reason)
+        for lane in site.lanes.values():  # lane modes follow while the writes are already on their way
+            if lane.mode != "lockdown":
+                await lane.lock(by=caller.user, reason=reason)
+        result = await fan_out
+        scope = "the site"
     code = ExitCode.DONE if result.all_secured else ExitCode.ERROR
     return Reply(code, result.describe(scope), {"secured_at": result.secured_at, "failed": result.failed})
 

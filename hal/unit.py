@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 from hal.profile import (
     ACK_RESULT_MEANING,
@@ -56,6 +57,10 @@ class UnitSpec:
             plan.append((slot_base(first), input_block_size(n) - input_block_size(first)))
         return plan
 
+    @cached_property
+    def expected_crc32(self) -> int:
+        return config_crc32(list(self.slot_kinds))
+
     def identity_problem(self, snap: PlcSnapshot) -> str | None:
         """Why the PLC's reported program differs from the configured one, or None."""
         if snap.magic != PROFILE_MAGIC:
@@ -67,7 +72,7 @@ class UnitSpec:
         kinds = tuple(s.kind for s in snap.slots)
         if kinds != self.slot_kinds:
             return f"slot kinds are {[int(k) for k in kinds]}, configured {[int(k) for k in self.slot_kinds]}"
-        expected_crc = config_crc32(list(self.slot_kinds))
+        expected_crc = self.expected_crc32
         if snap.config_crc32 != expected_crc:
             return f"CONFIG_CRC32 is 0x{snap.config_crc32:08X}, expected 0x{expected_crc:08X}"
         return None
