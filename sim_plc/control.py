@@ -1,6 +1,7 @@
 """The control socket of a running sim-plc: one JSON request line in, one JSON response line out.
 
 Requests:  {"cmd": "inject", "plc": NAME, "fault": NAME, "slot": N|null, "active": bool, "code": N|null}
+                                              → {"ok": true, "faults": [...], "applied_at": unix time}
            {"cmd": "faults"}                  → {"ok": true, "faults": [...]}
            {"cmd": "state", "plc": NAME|null} → {"ok": true, "state": {plc name: snapshot}}
 Responses: {"ok": true, ...} or {"ok": false, "error": "why"}.
@@ -15,6 +16,7 @@ import logging
 import os
 import socket
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,8 @@ def handle_request(site: SimSite, request: Any) -> dict[str, Any]:
                 bool(request.get("active", True)),
                 request.get("code"),
             )
-            return {"ok": True, "faults": site.active_faults()}
+            applied_at = time.time()  # for latency measurements: when the fault input changed
+            return {"ok": True, "faults": site.active_faults(), "applied_at": applied_at}
         if cmd == "faults":
             return {"ok": True, "faults": site.active_faults()}
         if cmd == "state":

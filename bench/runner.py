@@ -1,0 +1,105 @@
+"""The list of benchmarks, the machine they ran on, and the report files (Markdown for people, JSON for tools)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import comms_loss, floor, latency, lockdown_fanout, scale
+from bench.rtu_poll import rtu_poll_rate
+
+Rows = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    title: str
+    measure: Callable[[float], Rows]  # seconds of measuring per row → rows
+    notes: str = ""
+
+
+BENCHMARKS: list[Benchmark] = [
+    Benchmark(
+        "rtu_poll_rate",
+        "Modbus RTU polls per second on the paced virtual line, one unit, header + one slot",
+        rtu_poll_rate,
+        "hal.Bus + RtuTransport polling as fast as it can (poll period 0, heartbeat writes included) "
+        "sim-plc serving one PLC over `sim-plc vline`, each in its own process. Theoretical: request "
+        "and reply on the wire plus two t3.5 silences, per the Modbus serial-line spec. Target: 85 %.",
+    ),
+    Benchmark("floor", floor.TITLE, floor.floor, floor.NOTES),
+    Benchmark("command_latency", latency.COMMAND_TITLE, latency.command_latency, latency.COMMAND_NOTES),
+    Benchmark("event_latency", latency.EVENT_TITLE, latency.event_latency, latency.EVENT_NOTES),
+    Benchmark("lockdown_fanout", lockdown_fanout.TITLE, lockdown_fanout.lockdown_fanout, lockdown_fanout.NOTES),
+    Benchmark("scale", scale.TITLE, scale.scale, scale.NOTES),
+    Benchmark("comms_loss", comms_loss.TITLE, comms_loss.comms_loss, comms_loss.NOTES),
+]
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def run(benchmarks: list[Benchmark], seconds: float, progress: Callable[[str], None] = lambda _: None) -> dict:
+    """Run each benchmark; the report holds the date, the machine and every benchmark's rows."""
+    results = []
+    for bench in benchmarks:
+        progress(f"bench: {bench.name} ({seconds:g} s per row)")
+        results.append({"name": bench.name, "title": bench.title, "notes": bench.notes,
+                        "rows": bench.measure(seconds)})
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "seconds_per_row": seconds,
+        "benchmarks": results,
+    }
+
+
+def write_reports(report: dict, out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js = out_dir / "report.json"
+    js.write_text(json.dumps(report, indent=2) + "\n")
+    md = out_dir / "report.md"
+    md.write_text(markdown(report))
+    return md, js
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        "# Benchmark report",
+        "",
+        f"{report['date']} on {m['platform']}, Python {m['python']}, {m['cpu_count']} CPUs "
+        f"({m['processor']}); {report['seconds_per_row']:g} s per row.",
+        "",
+    ]
+    for bench in report["benchmarks"]:
+        lines += [f"## {bench['title']}", "", bench["notes"], ""] if bench["notes"] else [f"## {bench['title']}", ""]
+        rows = bench["rows"]
+        if not rows:
+            lines += ["(no rows)", ""]
+            continue
+        columns = list(rows[0])
+        lines.append("| " + " | ".join(columns) + " |")
+        lines.append("|" + "---|" * len(columns))
+        lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1 else f"{value:.1f}"
+    return str(value)

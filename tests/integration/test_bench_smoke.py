@@ -1,0 +1,103 @@
+"""Every benchmark's code path at a tiny size (2 PLCs, a few iterations), so `make bench` does not rot.
+
+Only the shape of the rows is checked (keys, counts, positive figures); no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from bench import comms_loss, floor, latency, lockdown_fanout, scale
+from bench.procs import percentile
+from bench.runner import BENCHMARKS, Benchmark, run, write_reports
+from bench.sites import lanes_site, slots_site
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def positive(*values: float) -> bool:
+    return all(isinstance(v, int | float) and v > 0 and math.isfinite(v) for v in values)
+
+
+def test_percentile_interpolates_between_ranks():
+    assert percentile([1, 2, 3, 4, 5], 50) == 3
+    assert percentile([1, 2, 3, 4, 5], 99) == pytest.approx(4.96)
+    assert percentile([7], 99) == 7
+    assert math.isnan(percentile([], 50))
+
+
+def test_generated_sites_load_with_the_real_schema(tmp_path):
+    from config import load_site
+
+    lanes = tmp_path / "lanes.toml"
+    lanes.write_text(lanes_site(2))
+    cfg = load_site(lanes)
+    assert [p.name for p in cfg.plc] == ["plc-1", "plc-2"] and len(cfg.device) == 6 and len(cfg.lane) == 2
+    scaled = tmp_path / "scale.toml"
+    scaled.write_text(slots_site(3, 4, poll_ms=20))
+    cfg = load_site(scaled)
+    assert len(cfg.plc) == 3 and cfg.site.poll_ms == 20 and len({p.port for p in cfg.plc}) == 3
+    assert cfg.slot_kinds("plc-1") == cfg.slot_kinds("plc-3") and len(cfg.slot_kinds("plc-1")) == 4
+
+
+def test_floor_and_command_latency(tmp_path):
+    (row,) = floor.floor(0.1)
+    assert row["requests"] >= 500 and positive(row["p50_us"], row["p99_us"], row["max_us"])
+    assert row["p50_us"] <= row["p99_us"] <= row["max_us"]
+    rows = latency.command_latency(0, commands=4)
+    assert [r["path"].split(":")[0].split(" ")[0] for r in rows] == ["barrierd", "pymodbus"]
+    for r in rows:
+        assert r["commands"] == 4 and r["writes_matched"] == 4 and r["not_done"] == 0
+        assert positive(r["p50_ms"], r["p99_ms"], r["max_ms"], r["floor_p99_ms"], r["p99_over_floor_p99"])
+    assert isinstance(rows[0]["meets_target"], bool) and positive(rows[0]["target_p99_ms"], rows[0]["reply_p50_ms"])
+
+
+def test_event_latency():
+    (row,) = latency.event_latency(0, polls_ms=(20,), changes=4)
+    assert row["poll_ms"] == 20 and row["changes"] == 4 and row["target_p99_ms"] == 25
+    assert positive(row["p50_ms"], row["p99_ms"], row["max_ms"], row["status_rtt_p50_ms"])
+    assert isinstance(row["meets_target"], bool)
+
+
+def test_lockdown_fanout():
+    (row,) = lockdown_fanout.lockdown_fanout(0, lanes=2, secured_trials=2, from_open=False)
+    assert row["start"] == "every device secured" and row["lanes_plcs"] == 2 and row["devices"] == 6
+    assert row["trials"] == 2
+    assert positive(row["first_write_ms_p50"], row["last_write_ms_p50"], row["last_write_ms_max"],
+                    row["all_secured_s_max"], row["reply_s_max"])
+    assert row["first_write_ms_p50"] <= row["last_write_ms_max"]
+
+
+def test_scale_measures_barrierd_and_the_bare_loop():
+    rows = scale.scale(1.0, sizes=(2,), warmup_s=0.3)
+    assert [r["process"] for r in rows] == ["barrierd", "bare loop"]
+    for r in rows:
+        assert r["plcs"] == 2 and r["slots"] == 4 and r["sim_processes"] == 1
+        assert positive(r["poll_hz_min"], r["poll_hz_median"], r["peak_rss_mb"])
+        # CPU counts in clock ticks (10 ms): a 1 s window of 2 PLCs may show none for the bare loop
+        assert r["cpu_s_per_s"] >= 0 and r["sim_cpu_s_per_s_total"] >= 0
+        assert r["cpu_vs_first_size"] in (1.0, None)
+    assert rows[1]["cpu_vs_bare"] == 1.0 and (rows[0]["cpu_vs_bare"] is None or rows[0]["cpu_vs_bare"] > 0)
+    assert isinstance(rows[0]["targets_missed"], str)
+
+
+def test_comms_loss():
+    (row,) = comms_loss.comms_loss(0, configs=((20, 50),), trials=1)
+    assert (row["poll_ms"], row["timeout_ms"], row["trials"], row["reference_ms"]) == (20, 50, 1, 210)
+    assert positive(row["unknown_ms_p50"], row["lost_ms_p50"], row["lost_ms_max"], row["recovered_s_max"])
+    assert row["unknown_ms_p50"] <= row["lost_ms_p50"]
+
+
+def test_every_benchmark_is_registered_and_reports_render(tmp_path):
+    names = [b.name for b in BENCHMARKS]
+    assert names == ["rtu_poll_rate", "floor", "command_latency", "event_latency", "lockdown_fanout", "scale",
+                     "comms_loss"]
+    assert all(b.title and b.notes and callable(b.measure) for b in BENCHMARKS)
+    tiny = Benchmark("floor", "floor", lambda seconds: floor.floor(seconds))
+    md, js = write_reports(run([tiny], 0.1), tmp_path)
+    report = json.loads(js.read_text())
+    assert report["benchmarks"][0]["rows"][0]["requests"] >= 500
+    assert "| exchange | requests | p50_us |" in md.read_text()
