@@ -28,12 +28,20 @@ async def command_device(site: Site, device: Device, verb: str, by: str, *, sequ
     Raises Refused (nothing written, or the PLC refused) or ActionFailed (comms, no acknowledgement).
     """
     check_device_command(site, device, verb, sequence=sequence)
-    if verb == "reset":
-        device.clear_latched_fault()
+    opening = verb in device.OPENING_VERBS
+    if opening:
+        device.opening_pending += 1  # an airlock partner is not "confirmed closed" from here on
     try:
-        outcome = await site.buses[device.plc].command(device.plc, device.slot, device.VERBS[verb])
+        outcome = await site.buses[device.plc].command(
+            device.plc, device.slot, device.VERBS[verb],
+            # the rules again just before the write: a lockdown may have latched while it was queued
+            recheck=lambda: check_device_command(site, device, verb, sequence=sequence),
+        )
     except CommsError as exc:
         raise ActionFailed(f"{device.name}: {exc}") from exc
+    finally:
+        if opening:
+            device.opening_pending -= 1
     if not outcome.acknowledged:
         site.alarms.raise_alarm("COMMAND_NOT_ACKNOWLEDGED", device.name, f"{verb}: {outcome.describe()}")
         raise ActionFailed(f"{device.name}: {outcome.describe()}")
@@ -43,6 +51,7 @@ async def command_device(site: Site, device: Device, verb: str, by: str, *, sequ
     device.record_intent(verb, by)
     site.store.save_in_flight(device.name, verb, by)
     if verb == "reset":
+        device.clear_latched_fault()  # only once the PLC accepted the reset
         try:
             await device.wait_state(frozenset(device.STATES) - {"fault", "unknown"}, RESET_SETTLE_S,
                                     fail_fast=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from controller.alarm_codes import Severity
@@ -28,6 +29,15 @@ SECURING_VERBS = frozenset({"close", "raise", "red", "efo"})
 def is_secured(device: Device) -> bool:
     """Confirmed blocking: closed (a blocker raised) or red, from good data."""
     return device.quality is Quality.GOOD and device.state in ("closed", "red")
+
+
+def stays_secured(device: Device) -> bool:
+    """Secured, and no opening command on its way to it or still moving it (airlock partners)."""
+    if not is_secured(device) or device.opening_pending:
+        return False
+    intent = device.intent
+    opening = intent is not None and intent.verb in device.OPENING_VERBS
+    return not (opening and device.command_in_force(asyncio.get_running_loop().time()))
 
 
 def vehicle_present(device: Device) -> bool:
@@ -71,7 +81,7 @@ def check_device_command(site: Site, device: Device, verb: str, *, sequence: boo
         for pair in site.cfg.interlock:
             if device.name in pair.devices:
                 other = site.devices[next(n for n in pair.devices if n != device.name)]
-                if not is_secured(other):
+                if not stays_secured(other):
                     raise Refused("never_both_open",
                                   f"{device.name} and {other.name} are an airlock pair; {other.name} is "
                                   f"{other.state} ({other.quality.value}), not confirmed closed")

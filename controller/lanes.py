@@ -60,6 +60,8 @@ class Lane:
         """Take the mode saved before a restart; a sequence cut short by the restart becomes a fault."""
         if mode in ("securing", "opening"):
             mode, reason = "fault", f"{mode} interrupted by a restart of barrierd"
+        if mode in ("open", "secured"):
+            return  # not latched: the first complete read decides, so nothing stale is shown
         self.machine.set_state(mode)
         self.by, self.reason, self.since = by, reason, since
 

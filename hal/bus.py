@@ -80,13 +80,13 @@ class Bus:
 
     # ----- public API -------------------------------------------------------------------------
 
-    async def command(self, plc: str, slot: int, code: int) -> CommandOutcome:
+    async def command(self, plc: str, slot: int, code: int, recheck: Callable[[], None] | None = None) -> CommandOutcome:
         """Write COMMAND + COMMAND_SEQ to a slot before the next poll and wait for ACK_SEQ to reach it."""
         unit = self.units[plc]
         if not unit.good or slot not in unit.seq:
             raise CommsError(f"{plc}: no valid data from the PLC; no command written")
         future = asyncio.get_running_loop().create_future()
-        self._commands.append((unit, PendingCommand(slot=slot, code=code, future=future)))
+        self._commands.append((unit, PendingCommand(slot=slot, code=code, future=future, recheck=recheck)))
         self._wake.set()
         return await future
 
@@ -183,6 +183,12 @@ class Bus:
             if not unit.good:
                 cmd.future.set_exception(CommsError(f"{unit.spec.name}: lost before the command was written"))
                 continue
+            if cmd.recheck is not None:
+                try:
+                    cmd.recheck()  # raises if a rule now refuses what was allowed when queued
+                except Exception as exc:  # noqa: BLE001 - the caller's refusal, handed back as is
+                    cmd.future.set_exception(exc)
+                    continue
             cmd.seq = unit.next_seq(cmd.slot)
             try:
                 await self.transport.write_registers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -118,6 +119,7 @@ class PendingCommand:
     future: asyncio.Future
     seq: int = 0
     deadline: float = 0.0
+    recheck: Callable[[], None] | None = None  # run just before the write; raises to cancel it
 
 
 @dataclass

@@ -85,6 +85,7 @@ class Device:
         self._changed: asyncio.Event | None = None
         self._in_force_until = 0.0  # loop time until which the last command may still move the device
         self._goal_reached = False  # the previous reading showed the command's goal: it ends with this one
+        self.opening_pending = 0  # opening commands checked and not yet answered by the PLC
         travel_limit = cfg.travel_s * cfg.travel_factor
         states = [
             {"name": s, "timeout": travel_limit, "on_timeout": "travel_timed_out"} if s in self.TIMED_STATES else s

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import pytest_asyncio
 
@@ -10,7 +12,7 @@ from controller.commands import ExitCode, build_registry
 from controller.event_store import Caller, EventStore
 from controller.site import Site
 from hal.errors import CommsError
-from hal.profile import AckResult, Command, Kind, Status
+from hal.profile import AckResult, Command, Kind, SignalCommand, Status
 from hal.snapshot import SlotSnapshot
 from hal.unit import CommandOutcome, Quality
 from tests.e2e.harness import DEMO_SITE
@@ -28,7 +30,9 @@ class FakeBus:
         self.answer = AckResult.ACCEPTED
         self.fail: Exception | None = None
 
-    async def command(self, plc: str, slot: int, code: int) -> CommandOutcome:
+    async def command(self, plc: str, slot: int, code: int, recheck=None) -> CommandOutcome:
+        if recheck is not None:
+            recheck()
         if self.fail is not None:
             raise self.fail
         self.written.append((plc, slot, code))
@@ -151,3 +155,56 @@ async def test_usage_errors(site, request_, text):
     reply = await build_registry().dispatch(site, request_, GUARD)
     assert reply.code is ExitCode.USAGE and text in reply.message
     assert bus.written == []
+
+
+class SlowBus(FakeBus):
+    """A bus whose queue is busy: the write happens a little after the command is queued."""
+
+    async def command(self, plc: str, slot: int, code: int, recheck=None) -> CommandOutcome:
+        await asyncio.sleep(0.01)
+        return await super().command(plc, slot, code, recheck)
+
+
+@pytest.mark.asyncio
+async def test_airlock_pair_opened_at_the_same_moment_opens_only_one(site):
+    site, _ = site
+    bus = SlowBus()
+    site.buses = {name: bus for name in site.plcs}
+    registry = build_registry()
+    replies = await asyncio.gather(
+        registry.dispatch(site, {"command": "open", "args": {"device": "bay-entry"}}, GUARD),
+        registry.dispatch(site, {"command": "open", "args": {"device": "bay-exit"}}, GUARD),
+    )
+    assert sorted(r.code for r in replies) == [ExitCode.DONE, ExitCode.REFUSED]
+    assert "rule never_both_open" in next(r.message for r in replies if r.code is ExitCode.REFUSED)
+    assert len(bus.written) == 1
+
+
+@pytest.mark.asyncio
+async def test_an_open_queued_before_a_lockdown_is_not_written_after_it(site):
+    site, _ = site
+    bus = SlowBus()
+    site.buses = {name: bus for name in site.plcs}
+    registry = build_registry()
+    opening = asyncio.ensure_future(registry.dispatch(site, {"command": "green", "args": {"device": "signal-1"}}, GUARD))
+    await asyncio.sleep(0)  # the green is checked and queued
+    lockdown = asyncio.ensure_future(
+        registry.dispatch(site, {"command": "lockdown", "args": {"lane": "lane-1", "reason": "test"}}, GUARD))
+    reply = await opening
+    await lockdown
+    assert reply.code is ExitCode.REFUSED and "rule lockdown" in reply.message
+    assert ("plc-lane-1", 2, SignalCommand.GREEN) not in bus.written
+
+
+@pytest.mark.asyncio
+async def test_a_reset_that_fails_keeps_the_latched_fault(site):
+    site, bus = site
+    gate = site.devices["gate-1"]
+    gate.latched_fault = "travel timeout: no limit reached within 4.5 s"
+    bus.fail = CommsError("link down")
+    reply = await build_registry().dispatch(site, {"command": "reset", "args": {"device": "gate-1"}}, TECH)
+    assert reply.code is ExitCode.ERROR
+    assert gate.latched_fault is not None
+    bus.fail, bus.answer = None, AckResult.REJECTED_ESTOP
+    reply = await build_registry().dispatch(site, {"command": "reset", "args": {"device": "gate-1"}}, TECH)
+    assert reply.code is ExitCode.REFUSED and gate.latched_fault is not None

@@ -55,7 +55,9 @@ class FakePlant:
     def device_at(self, plc: str, slot: int):
         return next(d for d in self.site.devices.values() if d.plc == plc and d.slot == slot)
 
-    async def command(self, plc: str, slot: int, code: int) -> CommandOutcome:
+    async def command(self, plc: str, slot: int, code: int, recheck=None) -> CommandOutcome:
+        if recheck is not None:
+            recheck()  # as the bus does just before the write
         device = self.device_at(plc, slot)
         opening = code in OPENING.get(device.KIND, LEAF_OPENING)
         if opening and self.site.locked(device.name):

@@ -90,3 +90,18 @@ async def test_modes_survive_a_restart_and_interrupted_sequences_become_faults(t
     assert [e["subject"] for e in interrupted] == ["gate-1"]
     assert store.load_in_flight() == {}
     store.close()
+
+
+@pytest.mark.asyncio
+async def test_an_unlatched_mode_is_read_again_after_a_restart_not_restored(tmp_path):
+    store = EventStore(tmp_path / "events.sqlite")
+    store.save_mode("lane:lane-1", "secured", "guard", "secured in 9.1 s")
+    site = Site(CFG, store)
+    assert site.lanes["lane-1"].mode == "unknown", "a saved 'secured' must not be shown before the devices are read"
+    fake = FakePlant(site)
+    fake.status["gate-1"] = int(Status.AT_OPEN)  # opened at the cabinet while barrierd was down
+    for device in site.devices.values():
+        await fake.feed(device)
+    await site.lanes["lane-1"].on_devices_read()
+    assert site.lanes["lane-1"].mode == "fault" and "gate-1 open" in site.lanes["lane-1"].reason
+    store.close()
