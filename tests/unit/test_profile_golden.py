@@ -1,6 +1,6 @@
 """Golden test: hal/profile.py against every table of "Barrier PLC Modbus profile, version 1".
 
-The tables below are copied by hand from the normative spec (PLC_PROFILE.md). The spec
+The tables below are copied by hand from the normative profile document. The document
 file itself is deliberately not read at test time; if the spec changes, change the
 literals here and then the profile. Every comparison runs in both directions: nothing
 of the spec is missing from the profile and the profile adds nothing the spec lacks.
