@@ -27,6 +27,17 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # ----- figures ------------------------------------------------------------------------------------
 
 
+def terminate(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def percentile(values: Sequence[float], pct: float) -> float:
     """Linear interpolation between closest ranks (numpy's default); `pct` in 0..100."""
     if not values:
@@ -147,12 +158,7 @@ class Child:
             return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)  # in case a benchmark left it stopped
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
 
     def __enter__(self):

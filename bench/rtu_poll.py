@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.procs import terminate
 from hal.bus import Bus
 from hal.profile import Kind, input_block_size
 from hal.rtu import REQUEST_BYTES_READ, LineTiming, RtuTransport, read_reply_bytes
@@ -129,12 +130,7 @@ class _sim:
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc)
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
             self.proc = None

@@ -99,3 +99,15 @@ class PlcRig:
 
     def plc_status(self) -> PlcStatus:
         return PlcStatus(self.header(HeaderInput.PLC_STATUS))
+
+
+GATE, BLOCKER, SIGNAL = 0, 1, 2  # slots of the lane rig
+
+
+def lane_rig(**positions: int) -> PlcRig:
+    """A lane PLC (gate, blocker, signal) on a fake clock; positions by name, e.g. gate=0."""
+    slots = {"gate": GATE, "blocker": BLOCKER}
+    return PlcRig(
+        [Kind.FOLDING_GATE, Kind.ROAD_BLOCKER, Kind.TRAFFIC_SIGNAL],
+        positions={slots[name]: pos for name, pos in positions.items()},
+    )

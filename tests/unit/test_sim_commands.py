@@ -21,18 +21,12 @@ from hal.profile import (
     slot_base,
 )
 from sim_plc.errors import FaultError
-from sim_plc.testing import PlcRig
+from sim_plc.testing import BLOCKER, GATE, SIGNAL, lane_rig
 
-GATE, BLOCKER, SIGNAL = 0, 1, 2
 MOVING = Status.MOVING_OPEN | Status.MOVING_CLOSE
 
 
-def lane(**positions: int) -> PlcRig:
-    slots = {"gate": GATE, "blocker": BLOCKER}
-    return PlcRig(
-        [Kind.FOLDING_GATE, Kind.ROAD_BLOCKER, Kind.TRAFFIC_SIGNAL],
-        positions={slots[name]: pos for name, pos in positions.items()},
-    )
+lane = lane_rig
 
 
 # ---- handshake ----------------------------------------------------------------------------------

@@ -17,19 +17,13 @@ from hal.profile import (
 )
 from sim_plc.errors import FaultError, ModbusError
 from sim_plc.faults import FAULTS
-from sim_plc.testing import PlcRig
+from sim_plc.testing import BLOCKER, GATE, SIGNAL, PlcRig, lane_rig
 
-GATE, BLOCKER, SIGNAL = 0, 1, 2
 LIMITS = Status.AT_OPEN | Status.AT_CLOSED
 MOVING = Status.MOVING_OPEN | Status.MOVING_CLOSE
 
 
-def lane(**positions: int) -> PlcRig:
-    slots = {"gate": GATE, "blocker": BLOCKER}
-    return PlcRig(
-        [Kind.FOLDING_GATE, Kind.ROAD_BLOCKER, Kind.TRAFFIC_SIGNAL],
-        positions={slots[name]: pos for name, pos in positions.items()},
-    )
+lane = lane_rig
 
 
 def watchdog_readback(rig: PlcRig) -> int:
