@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import terminate
+from hal import event_loop
 from hal.bus import Bus
 from hal.profile import Kind, input_block_size
 from hal.rtu import REQUEST_BYTES_READ, LineTiming, RtuTransport, read_reply_bytes
@@ -52,7 +53,7 @@ slot = 0
 
 def rtu_poll_rate(seconds: float, bauds: tuple[int, ...] = BAUDS) -> list[dict[str, Any]]:
     """One row per baud rate: polls/s achieved, the theoretical maximum and their ratio."""
-    return [asyncio.run(_measure(baud, seconds)) for baud in bauds]
+    return [event_loop.run(_measure(baud, seconds)) for baud in bauds]
 
 
 async def _measure(baud: int, seconds: float) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from controller.event_store import Caller, EventStore
 from controller.logging_setup import configure_logging
 from controller.paths import default_socket, default_state_dir
 from controller.site import Site, UnsupportedConfig
+from hal import event_loop
 
 log = structlog.get_logger("barrierd")
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"barrierd: configuration refused, nothing started:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        asyncio.run(serve(cfg, args.socket or default_socket(), args.state_dir or default_state_dir()))
+        event_loop.run(serve(cfg, args.socket or default_socket(), args.state_dir or default_state_dir()))
     except UnsupportedConfig as exc:
         print(f"barrierd: {args.config}: {exc}; nothing started", file=sys.stderr)
         return EXIT_CONFIG

@@ -4,6 +4,9 @@ One RtuTransport (one pymodbus serial client) serves every unit on its line. RTU
 id, so a reply that comes after the master gave up looks exactly like the answer to the next
 request. pymodbus takes it as such; this transport does not let it:
 - before every request the line is kept silent for t3.5 and input nobody asked for is discarded;
+  the wait ends a little early by the time pymodbus takes to build and send a request, and the
+  last fraction is waited exactly in the send hook, so the silence is kept to the microsecond
+  and not overshot by the event loop's wake-up;
 - after a timeout or a reply that failed validation it waits one reply frame (and until the line
   is quiet), then discards whatever arrived;
 - and it sends nothing more to that unit for one more timeout. A late answer can then only arrive
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import termios
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -34,6 +38,8 @@ SILENCE_ABOVE_19200_S = 0.00175  # Modbus over serial line, 2.5.1.1: a fixed t3.
 REQUEST_BYTES_READ = 8  # unit, FC, address (2), count (2), CRC (2)
 REPLY_BYTES_WRITE = 8  # FC6 and FC16 replies echo unit, FC, address (2), value/count (2), CRC (2)
 DRAIN_MAX_FRAMES = 10  # a line that never goes quiet is given up on after this many frame times
+PREPARE_MAX_S = 0.0005  # most the silence wait ends early for pymodbus to prepare a request
+PREPARE_SMOOTHING = 0.1  # weight of the newest measurement in the running estimate
 
 
 def read_reply_bytes(count: int) -> int:
@@ -106,6 +112,8 @@ class RtuTransport(PymodbusTransport):
         self._last_activity = 0.0  # loop time of the last byte sent or received on the line
         self._late_until: dict[int, float] = {}  # unit → until when a late reply from it may still come
         self._awaiting_reply = False
+        self._woke_at: float | None = None  # when the last silence wait ended, until its request is sent
+        self._prepare_s = 0.0  # running estimate of the time from the end of that wait to the send hook
         self.discarded_bytes = 0  # bytes thrown away before pymodbus read them
         self.stray_receptions = 0  # data received while no reply was awaited: late replies, noise
 
@@ -162,10 +170,28 @@ class RtuTransport(PymodbusTransport):
             self._awaiting_reply = False
 
     async def _keep_silence(self, not_before: float) -> None:
+        """Wait until t3.5 after the line was last busy, less the time pymodbus needs to send.
+
+        The send hook (_trace_packet) waits whatever is left of the silence, so ending this
+        wait early never shortens the silence."""
         loop = asyncio.get_running_loop()
-        wait = max(self._last_activity + self.timing.silence_s, not_before) - loop.time()
+        wait = max(self._last_activity + self.timing.silence_s - self._prepare_s, not_before) - loop.time()
         if wait > 0:
             await asyncio.sleep(wait)
+        self._woke_at = loop.time()
+
+    def _finish_silence(self) -> float:
+        """Block for what is left of t3.5 (at most the preparation time, unless the line just got busy)."""
+        now = time.monotonic()  # the clock of asyncio's loop.time()
+        if self._woke_at is not None:
+            took = now - self._woke_at
+            self._prepare_s = min(PREPARE_MAX_S, self._prepare_s + PREPARE_SMOOTHING * (took - self._prepare_s))
+            self._woke_at = None
+        remaining = self._last_activity + self.timing.silence_s - now
+        if remaining > 0:
+            time.sleep(remaining)
+            now = time.monotonic()
+        return now
 
     async def _drain(self, reply_bytes: int) -> None:
         """Wait one reply frame and until the line has been quiet for t3.5, then discard what came."""
@@ -196,12 +222,12 @@ class RtuTransport(PymodbusTransport):
             log.debug("rtu_input_discarded", bus=self.name, bytes=pending, why=why)
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
-        """pymodbus hook on every frame sent and every chunk received: note when the line was last busy."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        """pymodbus hook on every frame sent and every chunk received: keep t3.5, note when the line was last busy."""
         if sending:
-            now += self.timing.wire_s(len(data))  # the request leaves the wire this much later
-        elif not self._awaiting_reply:
+            now = self._finish_silence() + self.timing.wire_s(len(data))  # the request leaves the wire then
+        else:
+            now = time.monotonic()
+        if not sending and not self._awaiting_reply:
             self.stray_receptions += 1
         self._last_activity = max(self._last_activity, now)
         return data

@@ -7,13 +7,13 @@ import asyncio
 import json
 import logging
 import os
-import selectors
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from config import ConfigError, load_site
+from hal import event_loop
 from sim_plc.control import ControlError, ControlServer, default_socket_path, send_request
 from sim_plc.faults import FAULTS
 from sim_plc.server import SimSite
@@ -93,10 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         args_list.insert(0, "serve")  # plain `sim-plc --config FILE`
     args = build_parser().parse_args(args_list)
     if args.command == "serve":
-        # select() timers are exact to the microsecond (epoll rounds up to the millisecond): the
-        # simulated RTU slaves then keep t3.5 before a reply as exactly as a PLC does.
-        with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(selectors.SelectSelector())) as runner:
-            return runner.run(serve(args))
+        # timers to the microsecond (epoll rounds up to the millisecond): the simulated RTU
+        # slaves then keep t3.5 before a reply as exactly as a PLC does.
+        return event_loop.run(serve(args))
     if args.command == "vline":
         return run_vline(args)
     request: dict[str, Any]
@@ -176,6 +175,7 @@ def run_vline(args: argparse.Namespace) -> int:
         ready = {"event": "vline_ready", "a": str(args.link_a), "b": str(args.link_b), "baud": args.baud,
                  "pid": os.getpid()}
         print(json.dumps(ready), flush=True)
+        event_loop.reduce_timer_slack()  # the relay's pacing waits are then late by microseconds, not 50 us
         line.run()
     finally:
         line.close()

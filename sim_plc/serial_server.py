@@ -145,8 +145,16 @@ class SerialEndpoint:
 
     @staticmethod
     def _send_late(transport: asyncio.Transport | None, data: bytes) -> None:
-        if transport is not None and getattr(transport, "sync_serial", None) is not None:
-            transport.write(data)
+        """Write the reply now: transport.write() would only queue it until the loop's next turn."""
+        serial = getattr(transport, "sync_serial", None)
+        if transport is None or serial is None:
+            return
+        try:
+            written = serial.write(data) or 0  # the port is non-blocking: this never waits
+        except OSError:
+            written = 0
+        if written < len(data):
+            transport.write(data[written:])  # the rest when the port can take it
 
     def _trace_connect(self, connected: bool) -> None:
         if connected or self._stopping or self._server is None:

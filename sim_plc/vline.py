@@ -53,6 +53,8 @@ class _Direction:
     pending: collections.deque[tuple[float, int]] = field(default_factory=collections.deque)
     busy_until: float = 0.0  # when the last scheduled byte has left the wire
     last_read_at: float = 0.0
+    last_delivered_at: float | None = None  # when the last byte was handed to the far end
+    shortest_gap_s: float | None = None  # shortest quiet time before a frame, after the other direction's last byte
     relayed: int = 0
     dropped: int = 0
 
@@ -149,6 +151,13 @@ class VirtualLine:
         return {"a_to_b": a.relayed, "b_to_a": b.relayed, "dropped": a.dropped + b.dropped,
                 "delayed_frames": self.delayed_frames}
 
+    @property
+    def shortest_gaps_s(self) -> dict[str, float | None]:
+        """Per direction, the shortest silence seen on the line before a frame (t3.5 is the least allowed)."""
+        a, b = self._a, self._b
+        assert a is not None and b is not None
+        return {"a_to_b": a.shortest_gap_s, "b_to_a": b.shortest_gap_s}
+
     # ---- the relay ----------------------------------------------------------------------------
     def run(self) -> None:
         """Relay until request_stop(); paced delivery with microsecond select timeouts."""
@@ -181,8 +190,10 @@ class VirtualLine:
             return
         now = time.monotonic()
         start = max(now, direction.busy_until)
-        if direction is self._b and self._starts_frame(direction, now, data):
-            start = max(start, now + self._take_delay(data[0]))
+        if self._starts_frame(direction, now, data):
+            self._note_gap(direction, now)
+            if direction is self._b:
+                start = max(start, now + self._take_delay(data[0]))
         direction.last_read_at = now
         for i, byte in enumerate(data):
             direction.pending.append((start + (i + 1) * self.char_s, byte))
@@ -190,6 +201,17 @@ class VirtualLine:
 
     def _starts_frame(self, direction: _Direction, now: float, data: bytes) -> bool:
         return bool(data) and not direction.pending and now - direction.last_read_at > 1.5 * self.char_s
+
+    def _note_gap(self, direction: _Direction, now: float) -> None:
+        """The line's quiet time before this frame: since the other direction's last byte (negative: a collision)."""
+        other = self._b if direction is self._a else self._a
+        assert other is not None
+        other_end = other.pending[-1][0] if other.pending else other.last_delivered_at
+        if other_end is None:
+            return
+        gap = now - other_end
+        if direction.shortest_gap_s is None or gap < direction.shortest_gap_s:
+            direction.shortest_gap_s = gap
 
     def _take_delay(self, unit: int) -> float:
         with self._lock:
@@ -220,6 +242,7 @@ class VirtualLine:
             due.append(direction.pending.popleft()[1])
         if not due:
             return
+        handed_at = time.monotonic()  # taken before the write: a gap is never measured shorter than it was
         try:
             written = os.write(direction.dst, due)
         except BlockingIOError:
@@ -230,6 +253,7 @@ class VirtualLine:
             written = 0
         direction.relayed += written
         direction.dropped += len(due) - written
+        direction.last_delivered_at = handed_at
 
     # ---- set-up helpers -----------------------------------------------------------------------
     def _pty(self) -> tuple[int, int]:

@@ -186,6 +186,22 @@ async def test_bus_state_stays_right_while_replies_of_one_unit_come_late(line, s
 # ----- the line itself --------------------------------------------------------------------------
 
 
+async def test_master_and_slaves_keep_three_and_a_half_characters_of_silence_before_every_frame(
+    line, sim, tmp_path, links
+):
+    """Seen on the wire (by the relay): however fast the bus polls, no frame starts within t3.5 of the last one."""
+    site = line_site(tmp_path, links[0], BAUD)
+    readings = Readings()
+    async with running_bus(site, readings, ["plc-1", "plc-2"], poll_s=0.0):
+        await async_wait_until(lambda: readings.good("plc-1") + readings.good("plc-2") >= 100, 20, "100 good polls")
+    gaps = line.shortest_gaps_s
+    silence = LineTiming(BAUD).silence_s
+    assert gaps["a_to_b"] is not None and gaps["b_to_a"] is not None, gaps
+    assert gaps["a_to_b"] >= silence, f"a request started {gaps['a_to_b'] * 1000:.3f} ms after a reply"
+    assert gaps["b_to_a"] >= silence, f"a reply started {gaps['b_to_a'] * 1000:.3f} ms after its request"
+
+
+
 async def test_a_line_that_goes_away_is_reopened_when_it_returns(tmp_path, links):
     site = line_site(tmp_path, links[0], BAUD)
     readings = Readings()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from hal.rtu import (
+    PREPARE_MAX_S,
     REQUEST_BYTES_READ,
     SILENCE_ABOVE_19200_S,
     LineTiming,
+    RtuTransport,
     read_reply_bytes,
     write_multiple_request_bytes,
 )
@@ -47,3 +51,30 @@ def test_the_simulated_slave_keeps_the_same_silence_as_the_master(line: tuple[in
 def test_frame_sizes() -> None:
     assert read_reply_bytes(28) == 61  # header + one slot
     assert write_multiple_request_bytes(2) == 13  # COMMAND + COMMAND_SEQ
+
+
+# ----- the silence before a request, kept in the send hook ----------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_the_send_hook_waits_out_what_is_left_of_the_silence() -> None:
+    transport = RtuTransport("line", "/dev/null-not-opened", baudrate=115200, timeout_s=0.1)
+    silence = transport.timing.silence_s
+    for _ in range(5):
+        line_busy_at = time.monotonic()
+        transport._last_activity = line_busy_at  # a byte was just received
+        frame = b"\x01\x04\x00\x00\x00\x1c\x00\x00"
+        assert transport._trace_packet(True, frame) == frame
+        sent_at = time.monotonic()
+        assert sent_at - line_busy_at >= silence
+        assert transport._last_activity >= line_busy_at + silence + transport.timing.wire_s(len(frame))
+
+
+@pytest.mark.asyncio
+async def test_the_silence_wait_ends_early_by_at_most_the_preparation_bound() -> None:
+    transport = RtuTransport("line", "/dev/null-not-opened", baudrate=115200, timeout_s=0.1)
+    transport._last_activity = time.monotonic() - 1.0  # the line has long been quiet: nothing left to wait
+    transport._woke_at = time.monotonic() - 0.5  # as if pymodbus took half a second to send
+    transport._trace_packet(True, b"\x01")
+    assert 0 < transport._prepare_s <= PREPARE_MAX_S
+    assert transport._woke_at is None  # measured once per wait

@@ -1,0 +1,58 @@
+"""An asyncio event loop whose timers wake within microseconds, for the t3.5 silence of Modbus RTU.
+
+The default loop waits in epoll, which counts whole milliseconds and rounds every wait up: a
+1.75 ms silence before an RTU request (the fixed t3.5 above 19200 baud) then lasts 2 to 3 ms, a
+loss of up to a fifth of a 115200-baud line. PreciseEpollSelector waits on the epoll descriptor
+itself with select(), which counts microseconds (an epoll descriptor is readable when any of its
+descriptors has an event), then collects the events with a zero-timeout epoll. Only the epoll
+descriptor goes through select(), so the FD_SETSIZE limit of select() does not apply to the
+sockets and serial ports the loop serves. Linux also lets every timer of a thread run up to 50 us
+late to save power (timer slack); run() sets the slack of the loop's thread to 1 us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import select
+import selectors
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SELECT_FD_LIMIT = 1024  # FD_SETSIZE on Linux: select() cannot wait on a descriptor at or above it
+PR_SET_TIMERSLACK = 29  # prctl(2) option: the calling thread's timer slack in nanoseconds
+TIMER_SLACK_NS = 1000
+
+
+class PreciseEpollSelector(selectors.EpollSelector):
+    """EpollSelector whose waits with a timeout are precise to the microsecond, not the millisecond."""
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        epoll_fd = self._selector.fileno()  # type: ignore[attr-defined]
+        if timeout is not None and timeout > 0 and epoll_fd < SELECT_FD_LIMIT:
+            select.select([epoll_fd], [], [], timeout)
+            timeout = 0
+        return super().select(timeout)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A selector event loop on PreciseEpollSelector (for asyncio.Runner's loop_factory)."""
+    return asyncio.SelectorEventLoop(PreciseEpollSelector())
+
+
+def reduce_timer_slack(nanoseconds: int = TIMER_SLACK_NS) -> bool:
+    """Let the kernel wake this thread's timers at most `nanoseconds` late; False where it cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0)) == 0
+    except (OSError, AttributeError):  # not Linux
+        return False
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on a precise loop, with the timer slack of this thread reduced."""
+    reduce_timer_slack()
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main)
