@@ -147,6 +147,7 @@ async def lockdown(site: Site, args: dict, caller: Caller) -> Reply:
     if args.get("lane") is not None:
         lane = _lane(site, args["lane"])
         lane.cancel_sequence()
+        site.latch_lane_lockdown(lane.name, new_latch(caller.user, reason))
         if lane.mode != "lockdown":
             await lane.lock(by=caller.user, reason=reason)  # the lane mode is this lockdown's latch
         result = await lock_down(site, lane.devices, caller.user)
@@ -176,6 +177,7 @@ async def lockdown_release(site: Site, args: dict, caller: Caller) -> Reply:
             raise Refused("site_lockdown", "the whole site is in lockdown; release the site, not one lane")
         if lane.mode != "lockdown":
             raise Refused("not_in_lockdown", f"lane {lane.name} is {lane.mode}, not in lockdown")
+        site.release_lane_lockdown(lane.name)
         lanes = [lane]
     else:
         if site.lockdown is None:
@@ -183,10 +185,13 @@ async def lockdown_release(site: Site, args: dict, caller: Caller) -> Reply:
         site.lockdown = None
         site.store.clear_mode("site")
         site.store.record_event("lockdown", "site", f"site lockdown released by {caller.user}", reason=reason)
-        lanes = [lane for lane in site.lanes.values() if lane.mode == "lockdown"]
+        lanes = [x for x in site.lanes.values() if x.mode == "lockdown" and x.name not in site.lane_lockdowns]
     for lane in lanes:
         await lane.settle(by=caller.user, reason=f"lockdown released: {reason}")
-    return Reply(ExitCode.DONE, "lockdown released; nothing moved: " + ", ".join(f"{x.name} {x.mode}" for x in lanes))
+    still = [f"{name} (its own lockdown by {latch.by})" for name, latch in site.lane_lockdowns.items()]
+    kept = f"; still in lockdown: {', '.join(still)}" if still and args.get("lane") is None else ""
+    return Reply(ExitCode.DONE,
+                 "lockdown released; nothing moved: " + ", ".join(f"{x.name} {x.mode}" for x in lanes) + kept)
 
 
 async def maintenance(site: Site, args: dict, caller: Caller) -> Reply:

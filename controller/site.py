@@ -64,6 +64,7 @@ class Site:
         self.lanes: dict[str, Lane] = {lane.name: Lane(lane, self) for lane in cfg.lane}
         self._lane_of = {name: self.lanes[lane.name] for lane in cfg.lane for name in lane.members().values()}
         self.lockdown: Latch | None = None
+        self.lane_lockdowns: dict[str, Latch] = {}  # lanes locked down on their own, apart from the site
         self.alarms = AlarmBoard(store.db, store.record_event)
         self._plc_conditions = {p.name: PlcConditions(p) for p in cfg.plc}
         self._watches = {name: DeviceWatch(device) for name, device in self.devices.items()}
@@ -81,6 +82,11 @@ class Site:
             if (entry := saved.get(f"lane:{name}")) is not None:
                 mode, by, reason, since = entry
                 lane.restore(mode, by, reason, since)
+            if (entry := saved.get(f"lockdown:lane:{name}")) is not None:
+                _, by, reason, since = entry
+                self.lane_lockdowns[name] = Latch(by=by, reason=reason, since=since)
+            elif lane.mode == "lockdown" and self.lockdown is None:  # saved without its latch: keep it locked
+                self.lane_lockdowns[name] = Latch(by=lane.by, reason=lane.reason, since=lane.since)
         log.info("modes_restored", lockdown=self.lockdown is not None,
                  lanes={n: lane.mode for n, lane in self.lanes.items()})
 
@@ -101,6 +107,15 @@ class Site:
         """The devices of `device`'s lane, or the device alone if it is in no lane."""
         lane = self.lane_of(device)
         return lane.devices if lane is not None else [self.devices[device]]
+
+    def latch_lane_lockdown(self, lane: str, latch: Latch) -> None:
+        """A lockdown of this lane alone: it outlives a site lockdown's release."""
+        self.lane_lockdowns[lane] = latch
+        self.store.save_mode(f"lockdown:lane:{lane}", "lockdown", latch.by, latch.reason)
+
+    def release_lane_lockdown(self, lane: str) -> None:
+        self.lane_lockdowns.pop(lane, None)
+        self.store.clear_mode(f"lockdown:lane:{lane}")
 
     def locked(self, device: str) -> bool:
         """True while a site lockdown, or a lockdown of the device's lane, is in force."""

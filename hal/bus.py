@@ -197,7 +197,7 @@ class Bus:
             except CommsError as exc:
                 cmd.future.set_exception(CommsError(f"{unit.spec.name}: command write failed: {exc}"))
                 self._note_failure(unit, str(exc))
-                await self._publish_if_lost(unit, str(exc))
+                await self._publish_failed_write(unit, exc)
                 continue
             scan_s = (unit.last_scan_ms or 10) / 1000
             cmd.deadline = loop.time() + ACK_SCANS * scan_s + self.timeout_s + self.poll_s
@@ -222,7 +222,7 @@ class Bus:
                 # would make the bus loop on failing heartbeat writes without ever sleeping.
                 unit.next_heartbeat_at = now + min(self.poll_s, self._heartbeat_period(unit.spec))
                 self._note_failure(unit, str(exc))
-                await self._publish_if_lost(unit, str(exc))
+                await self._publish_failed_write(unit, exc)
 
     async def _poll(self, unit: UnitState) -> None:
         spec = unit.spec
@@ -305,10 +305,13 @@ class Bus:
             unit, None, f"{schedule.last_reason} (no answer; retried every {schedule.retry_delay:g} s)"
         )
 
-    async def _publish_if_lost(self, unit: UnitState, reason: str) -> None:
-        """A failed write that completes the comms-lost count is reported now, not one timeout later."""
-        if unit.consecutive_failures >= self.comms_lost_polls:
-            await self._publish(unit, None, reason)
+    async def _publish_failed_write(self, unit: UnitState, exc: CommsError) -> None:
+        """A write the PLC did not answer is reported at once, as a failed poll is: the last reading may
+        no longer be true. An exception reply is an answer (the PLC is there), reported once comms are lost."""
+        answered = isinstance(exc, ExceptionReplyError)
+        if not answered or unit.consecutive_failures >= self.comms_lost_polls:
+            kind = Problem.BAD_REPLY if isinstance(exc, BadReplyError) else Problem.COMMS
+            await self._publish(unit, None, str(exc), kind)
 
     async def _publish_failures(self, reason: str) -> None:
         for unit in self.units.values():

@@ -115,6 +115,7 @@ class LaneMachine(RuleBasedStateMachine):
         self.plant = FakePlant(self.site)
         self.site.buses = {name: self.plant for name in PLCS}
         self.registry = build_registry()
+        self.own_lockdowns: set[str] = set()  # lanes locked down on their own and not released since
         self.run(self._read_all())
 
     def run(self, coro):
@@ -150,6 +151,8 @@ class LaneMachine(RuleBasedStateMachine):
     @rule(lane=st.one_of(st.none(), st.sampled_from(LANES)))
     def lockdown(self, lane):
         reply, written = self.dispatch("lockdown", {"lane": lane, "reason": "property test"}, GUARD)
+        if lane is not None and reply.code in (ExitCode.DONE, ExitCode.ERROR):  # latched, secured or not
+            self.own_lockdowns.add(lane)
         scope = [self.site.devices[n] for n in (CFG.lane[LANES.index(lane)].members().values() if lane else DEVICES)]
         for blocker in (d for d in scope if d.KIND == Kind.ROAD_BLOCKER):
             reachable = blocker.plc not in self.plant.offline and not self.plant.status[blocker.name] & Status.LOCAL
@@ -159,8 +162,10 @@ class LaneMachine(RuleBasedStateMachine):
     @rule(lane=st.one_of(st.none(), st.sampled_from(LANES)))
     def release(self, lane):
         before = len(self.plant.writes)
-        self.dispatch("lockdown_release", {"lane": lane, "reason": "property test"})
+        reply, _ = self.dispatch("lockdown_release", {"lane": lane, "reason": "property test"})
         assert self.plant.writes[before:] == [], "releasing a lockdown moves nothing"
+        if lane is not None and reply.code is ExitCode.DONE:
+            self.own_lockdowns.discard(lane)
 
     @rule(action=st.sampled_from(["maintenance_enter", "maintenance_exit"]), lane=st.sampled_from(LANES))
     def maintenance(self, action, lane):
@@ -197,6 +202,8 @@ class LaneMachine(RuleBasedStateMachine):
     def locked_lanes_stay_locked(self):
         if self.site.lockdown is not None:
             assert all(lane.mode == "lockdown" for lane in self.site.lanes.values())
+        for lane in self.own_lockdowns:  # releasing the site does not release a lane's own lockdown
+            assert self.site.lanes[lane].mode == "lockdown", f"{lane} left its own lockdown unreleased"
 
     def teardown(self):
         self.site.store.close()

@@ -105,3 +105,34 @@ async def test_an_unlatched_mode_is_read_again_after_a_restart_not_restored(tmp_
     await site.lanes["lane-1"].on_devices_read()
     assert site.lanes["lane-1"].mode == "fault" and "gate-1 open" in site.lanes["lane-1"].reason
     store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_lanes_own_lockdown_outlives_the_release_of_a_site_lockdown_and_a_restart(tmp_path):
+    store_path = tmp_path / "events.sqlite"
+    site = Site(CFG, EventStore(store_path))
+    fake = FakePlant(site)
+    site.buses = {name: fake for name in PLCS}
+    for device in site.devices.values():
+        await fake.feed(device)
+    assert (await run(site, "lockdown", lane="lane-1", reason="suspect vehicle")).code is ExitCode.DONE
+    assert (await run(site, "lockdown", reason="site drill")).code is ExitCode.DONE
+    reply = await run(site, "lockdown_release", TECH, reason="drill over")
+    assert reply.code is ExitCode.DONE and "still in lockdown: lane-1" in reply.message
+    assert site.lanes["lane-1"].mode == "lockdown" and site.lanes["lane-2"].mode == "secured"
+    refused = await run(site, "open", GUARD, device="gate-1")
+    assert refused.code is ExitCode.REFUSED and "rule lockdown" in refused.message
+    site.store.close()
+
+    site = Site(CFG, EventStore(store_path))  # barrierd restarted
+    assert site.lanes["lane-1"].mode == "lockdown" and "lane-1" in site.lane_lockdowns
+    fake = FakePlant(site)
+    site.buses = {name: fake for name in PLCS}
+    for device in site.devices.values():
+        await fake.feed(device)
+    assert (await run(site, "lockdown", reason="second drill")).code is ExitCode.DONE
+    await run(site, "lockdown_release", TECH, reason="second drill over")
+    assert site.lanes["lane-1"].mode == "lockdown"
+    assert (await run(site, "lockdown_release", TECH, lane="lane-1", reason="vehicle cleared")).code is ExitCode.DONE
+    assert site.lanes["lane-1"].mode == "secured" and site.lane_lockdowns == {}
+    site.store.close()
