@@ -26,11 +26,10 @@ NOTES = (
     "kernel keeps its sockets: requests go unanswered, as with a hung PLC or a cut cable behind a switch); "
     "barrierd's status is polled every millisecond until every device shows unknown and the PLC shows "
     "comms lost; then SIGCONT and wait for recovery. Reference: 3 × (poll + timeout), comms_lost_polls = 3. "
-    "Finding: a failed write (the FC6 heartbeat every watchdog/4 = 0.75 s, or a command) counts as a "
-    "failure but publishes a reading only when it completes the lost count (Bus._publish_if_lost). When "
-    "the heartbeat is the first exchange to fail, the devices keep showing their last state for one more "
-    "timeout: unknown after ≈ 650 ms instead of ≈ 400 ms at poll 100 / timeout 300 (about one trial in "
-    "eight, by the phase of the heartbeat, so a run may not show it)."
+    "A failed write (the FC6 heartbeat every watchdog/4 = 0.75 s, or a command) publishes a stale "
+    "reading at once, as a failed poll does, so the devices are unknown one timeout after the first "
+    "unanswered exchange whichever it is (before, a failed heartbeat left them showing their last state "
+    "for one more timeout: ≈ 650 ms instead of ≈ 400 ms, about one trial in eight)."
 )
 
 
