@@ -14,7 +14,7 @@ from rich.live import Live
 
 from controller.exit_codes import ExitCode
 from controller.paths import default_socket
-from controller.render import alarms_table, events_table, status_tables
+from controller.render import alarms_table, event_lines, events_table, status_tables
 
 DEVICE_VERBS = {
     "open": "open a device (a blocker: lower it)",
@@ -59,13 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="devices and PLCs")
     status.add_argument("--json", action="store_true")
     events = sub.add_parser("events", help="recent events")
-    events.add_argument("--json", action="store_true")
+    events.add_argument("--json", action="store_true", help="JSON (with --follow: one object per line)")
     events.add_argument("--limit", type=int, default=30)
+    events.add_argument("--follow", action="store_true", help="then print new events as they come, until Ctrl-C")
+    events.add_argument("--interval", type=float, default=0.5, help=argparse.SUPPRESS)
     alarms = sub.add_parser("alarms", help="active and unacknowledged alarms")
     alarms.add_argument("--json", action="store_true")
     sub.add_parser("ack", help="acknowledge an alarm").add_argument("alarm", type=int)
     watch = sub.add_parser("watch", help="live status until Ctrl-C")
     watch.add_argument("--interval", type=float, default=0.5)
+    audit = sub.add_parser("audit", help="check that no event or command row was altered, removed or slipped in")
+    audit.add_argument("action", choices=["verify"])
+    audit.add_argument("--json", action="store_true")
     for verb, text in DEVICE_VERBS.items():
         sub.add_parser(verb, help=text).add_argument("device")
     lane = sub.add_parser("lane", help="run a lane's open or secure sequence")
@@ -93,6 +98,8 @@ def to_request(args: argparse.Namespace) -> tuple[str, dict]:
         return "alarms", {}
     if args.command == "ack":
         return "ack", {"alarm": args.alarm}
+    if args.command == "audit":
+        return f"audit_{args.action}", {}
     if args.command == "lane":
         return f"lane_{args.action}", {"lane": args.lane}
     if args.command == "lockdown":
@@ -116,6 +123,28 @@ def watch(sock_path: Path, interval: float, console: Console) -> int:
             time.sleep(interval)
 
 
+def follow_events(sock_path: Path, limit: int, interval: float, as_json: bool, console: Console) -> int:
+    """Print the last `limit` events, then each new one as it is recorded, until interrupted."""
+    after, first = 0, True
+    while True:
+        args = {"limit": limit} if first else {"after": after, "limit": 10_000}
+        reply = request(sock_path, "events", args)
+        if reply["exit"] != ExitCode.DONE:
+            print(f"barrierctl: {reply['message']}", file=sys.stderr)
+            return reply["exit"]
+        new = reply["data"]["events"]
+        if as_json:
+            for event in new:
+                print(json.dumps(event), flush=True)
+        elif new and first:
+            console.print(events_table(new))
+        elif new:
+            console.print(event_lines(new), markup=False, highlight=False, soft_wrap=True)
+        after = max([after, *(e["id"] for e in new)])
+        first = False
+        time.sleep(interval)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sock_path = args.socket or default_socket()
@@ -123,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "watch":
             return watch(sock_path, args.interval, console)
+        if args.command == "events" and args.follow:
+            return follow_events(sock_path, args.limit, args.interval, args.json, console)
         reply = request(sock_path, *to_request(args), timeout_s=120)
     except DaemonUnreachable as exc:
         print(f"barrierctl: {exc}", file=sys.stderr)

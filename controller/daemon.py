@@ -12,6 +12,7 @@ from pathlib import Path
 import structlog
 
 from config import ConfigError, SiteConfig, load_site
+from controller.audit import AuditKeyError
 from controller.auth import role_for, user_name
 from controller.commands import build_registry
 from controller.control_socket import ControlServer
@@ -55,6 +56,7 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    log.info("audit_head", when="start", **store.audit_heads())  # a copy of the seals outside the database
     store.record_event("daemon", "site", "barrierd started", pid=os.getpid(), config=cfg.site.name)
     await site.start()
     await control.start()
@@ -67,6 +69,7 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
         await control.stop()
         await site.stop()
         store.record_event("daemon", "site", "barrierd stopped", pid=os.getpid())
+        log.info("audit_head", when="stop", **store.audit_heads())
         store.close()
         log.info("barrierd_stopped")
 
@@ -83,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         event_loop.run(serve(cfg, args.socket or default_socket(), args.state_dir or default_state_dir()))
     except UnsupportedConfig as exc:
         print(f"barrierd: {args.config}: {exc}; nothing started", file=sys.stderr)
+        return EXIT_CONFIG
+    except AuditKeyError as exc:
+        print(f"barrierd: {exc}; nothing started", file=sys.stderr)
         return EXIT_CONFIG
     return 0
 

@@ -62,6 +62,15 @@ def alarms_table(alarms: list[dict], title: str = "alarms") -> Table:
     return table
 
 
+def event_lines(events: list[dict]) -> str:
+    """Events as plain lines (what `events --follow` prints as they come)."""
+    return "\n".join(
+        f"{e['id']:>6}  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(e['ts']))}  {e['kind']:<14} "
+        f"{e['subject']:<12} {e['summary']}"
+        for e in events
+    )
+
+
 def events_table(events: list[dict]) -> Table:
     table = Table(title="events", title_justify="left")
     for col in ("id", "time", "kind", "subject", "what"):

@@ -1,0 +1,125 @@
+"""The audit seal over events and commands: intact after normal use, and every kind of tampering named by row."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+
+import pytest
+
+from controller.audit import GENESIS, KEY_BYTES
+from controller.event_store import Caller, EventStore
+
+GUARD = Caller(uid=1001, gid=1001, pid=42, user="guard", role="operator")
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = EventStore(tmp_path / "events.sqlite")
+    for i in range(5):
+        store.record_event("state_change", f"gate-{i}", f"gate-{i}: closed → opening", step=i)
+    store.record_command(GUARD, "open", {"device": "gate-1"}, "done", 0, "gate-1 opening")
+    store.record_command(GUARD, "lockdown", {"reason": "drill ünïcode"}, "done", 0, "all secured")
+    yield store
+    store.close()
+
+
+def tamper(store: EventStore, sql: str, *params: object) -> None:
+    """Change the file behind the store's back, as someone with sqlite3 would."""
+    db = sqlite3.connect(store.path, isolation_level=None)
+    db.execute(sql, params)
+    db.close()
+
+
+def report(store: EventStore, table: str):
+    return next(r for r in store.verify_audit() if r.table == table)
+
+
+def test_a_store_in_normal_use_verifies_intact(store):
+    events, commands = store.verify_audit()
+    assert (events.table, events.rows, events.intact, events.unsealed) == ("events", 7, True, 0)  # 5 + 2 commands
+    assert (commands.table, commands.rows, commands.intact) == ("commands", 2, True)
+    assert store.audit_heads() == {"events": events.head, "commands": commands.head}
+    assert events.head != GENESIS
+
+
+def test_an_altered_row_is_named(store):
+    tamper(store, "UPDATE events SET summary = 'gate-2: nothing happened' WHERE id = 3")
+    events = report(store, "events")
+    assert not events.intact and events.broken_at == 3 and "altered" in events.why
+    assert report(store, "commands").intact
+
+
+def test_an_altered_command_outcome_is_named(store):
+    tamper(store, "UPDATE commands SET user = 'somebody' WHERE id = 1")
+    commands = report(store, "commands")
+    assert commands.broken_at == 1 and "altered" in commands.why
+
+
+def test_a_deleted_row_in_the_middle_is_named(store):
+    tamper(store, "DELETE FROM events WHERE id = 4")
+    events = report(store, "events")
+    assert events.broken_at == 5 and "rows 4..4 are missing" in events.why
+
+
+def test_rows_deleted_from_the_end_are_named(store):
+    tamper(store, "DELETE FROM events WHERE id >= 6")
+    events = report(store, "events")
+    assert events.broken_at == 6 and "rows 6..7 were written and are gone" in events.why
+
+
+def test_a_row_slipped_in_is_named_and_the_store_goes_on_recording(store):
+    tamper(store, "INSERT INTO events (id, ts, kind, subject, summary, data, mac) VALUES (8, 0, 'x', 'gate-1', 'forged', '{}', ?)",
+           "f" * 64)
+    later = store.record_event("state_change", "gate-1", "gate-1: opening → open")  # its planned id was taken
+    assert later == 9
+    events = report(store, "events")
+    assert events.broken_at == 8 and "altered" in events.why
+
+
+def test_an_unsealed_row_after_sealed_ones_is_named(store):
+    tamper(store, "INSERT INTO events (ts, kind, subject, summary, data) VALUES (0, 'x', 'gate-1', 'no seal', '{}')")
+    events = report(store, "events")
+    assert events.broken_at == 8 and "no seal" in events.why
+
+
+def test_the_key_is_private_and_the_chain_continues_across_a_restart(tmp_path, store):
+    key_file = tmp_path / "events.sqlite.audit-key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(key_file.read_bytes()) == KEY_BYTES
+    heads = store.audit_heads()
+    store.close()
+    again = EventStore(tmp_path / "events.sqlite")
+    assert again.audit_heads() == heads
+    again.record_event("daemon", "site", "barrierd started")
+    assert all(r.intact for r in again.verify_audit())
+    again.close()
+
+
+def test_a_different_key_does_not_verify(tmp_path, store):
+    store.close()
+    (tmp_path / "events.sqlite.audit-key").write_bytes(b"\x01" * KEY_BYTES)
+    other = EventStore(tmp_path / "events.sqlite")
+    events = report(other, "events")
+    assert events.broken_at == 1
+    other.close()
+
+
+def test_a_file_from_before_the_seal_keeps_its_rows_as_unsealed_and_seals_new_ones(tmp_path):
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, kind TEXT NOT NULL,"
+                " subject TEXT NOT NULL, summary TEXT NOT NULL, data TEXT NOT NULL)")
+    old.executemany("INSERT INTO events (ts, kind, subject, summary, data) VALUES (?, ?, ?, ?, ?)",
+                    [(1.0, "daemon", "site", "old start", "{}"), (2.0, "daemon", "site", "old stop", "{}")])
+    old.close()
+    store = EventStore(path)
+    store.record_event("daemon", "site", "barrierd started")
+    events = report(store, "events")
+    assert (events.intact, events.rows, events.unsealed) == (True, 3, 2)
+    store.close()
+
+
+def test_a_key_file_of_the_wrong_size_is_refused(tmp_path):
+    (tmp_path / "events.sqlite.audit-key").write_bytes(b"short")
+    with pytest.raises(ValueError, match="audit key is 5 bytes"):
+        EventStore(tmp_path / "events.sqlite")
