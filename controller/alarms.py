@@ -56,7 +56,8 @@ class AlarmBoard:
         self._db = db
         self._db.executescript(SCHEMA)
         self._on_event = on_event
-        self._alarms: dict[int, Alarm] = {}
+        self._alarms: dict[int, Alarm] = {}  # every alarm on the list (active or not yet acknowledged)
+        self._active: dict[str, dict[str, Alarm]] = {}  # subject → code → its active alarm
         self._restore()
 
     def _restore(self) -> None:
@@ -68,25 +69,31 @@ class AlarmBoard:
         ).fetchall()
         for row in rows:
             alarm = Alarm(*row)
+            self._alarms[alarm.id] = alarm
+            if alarm.active:
+                self._active.setdefault(alarm.subject, {})[alarm.code] = alarm
             if alarm.active and not CODES[alarm.code].latched:
                 alarm.cleared_at = now
                 self._save(alarm)
-            self._alarms[alarm.id] = alarm
 
     def _save(self, alarm: Alarm) -> None:
         self._db.execute(
             "UPDATE alarms SET message = ?, cleared_at = ?, acked_by = ?, acked_at = ? WHERE id = ?",
             (alarm.message, alarm.cleared_at, alarm.acked_by, alarm.acked_at, alarm.id),
         )
+        if not alarm.active:
+            on_subject = self._active.get(alarm.subject, {})
+            if on_subject.get(alarm.code) is alarm:
+                del on_subject[alarm.code]
         if not alarm.shown:
             self._alarms.pop(alarm.id, None)
 
-    def _active(self, code: str, subject: str) -> Alarm | None:
-        return next((a for a in self._alarms.values() if a.active and a.code == code and a.subject == subject), None)
+    def _active_alarm(self, code: str, subject: str) -> Alarm | None:
+        return self._active.get(subject, {}).get(code)
 
     def raise_alarm(self, code: str, subject: str, message: str) -> Alarm:
         """Raise (or keep) the alarm `code` on `subject`."""
-        if (existing := self._active(code, subject)) is not None:
+        if (existing := self._active_alarm(code, subject)) is not None:
             return existing
         spec = CODES[code]
         now = time.time()
@@ -96,13 +103,14 @@ class AlarmBoard:
         )
         alarm = Alarm(int(cur.lastrowid), code, subject, spec.severity.name.lower(), message, now)
         self._alarms[alarm.id] = alarm
+        self._active.setdefault(subject, {})[code] = alarm
         log.warning("alarm_raised", alarm_id=alarm.id, code=code, subject=subject, severity=alarm.severity, reason=message)
         if self._on_event:
             self._on_event("alarm_raised", subject, f"{code} {subject}: {message}", alarm_id=alarm.id)
         return alarm
 
     def clear(self, code: str, subject: str) -> None:
-        alarm = self._active(code, subject)
+        alarm = self._active_alarm(code, subject)
         if alarm is None:
             return
         alarm.cleared_at = time.time()
@@ -115,9 +123,8 @@ class AlarmBoard:
         """Make the condition (non-latched) alarms of `subject` exactly `conditions` (code -> reason)."""
         for code, message in conditions.items():
             self.raise_alarm(code, subject, message)
-        for alarm in list(self._alarms.values()):
-            if alarm.active and alarm.subject == subject and alarm.code not in conditions and not CODES[alarm.code].latched:
-                self.clear(alarm.code, subject)
+        for code in [c for c in self._active.get(subject, {}) if c not in conditions and not CODES[c].latched]:
+            self.clear(code, subject)
 
     def ack(self, alarm_id: int, by: str) -> Alarm | None:
         """Acknowledge; a latched alarm is cleared by its acknowledgement."""
@@ -136,8 +143,9 @@ class AlarmBoard:
         return alarm
 
     def active_on(self, subjects: set[str], at_least: Severity) -> list[Alarm]:
-        return [a for a in self._alarms.values()
-                if a.active and a.subject in subjects and Severity[a.severity.upper()] >= at_least]
+        found = [a for subject in subjects for a in self._active.get(subject, {}).values()
+                 if Severity[a.severity.upper()] >= at_least]
+        return sorted(found, key=lambda a: a.id)
 
     def listing(self) -> list[dict]:
         return [asdict(a) | {"active": a.active} for a in sorted(self._alarms.values(), key=lambda a: a.id)]
