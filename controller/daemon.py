@@ -20,6 +20,7 @@ from controller.event_store import Caller, EventStore
 from controller.logging_setup import configure_logging
 from controller.paths import default_socket, default_state_dir
 from controller.site import Site, UnsupportedConfig
+from controller.systemd import Notifier
 from hal import event_loop
 
 log = structlog.get_logger("barrierd")
@@ -62,10 +63,15 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
     await control.start()
     log.info("barrierd_ready", site=cfg.site.name, socket=str(socket_path), state_dir=str(state_dir),
              plcs=len(cfg.plc), devices=len(cfg.device))
+    systemd = Notifier()
+    systemd.notify(READY=1, STATUS=f"supervising {len(cfg.device)} devices on {len(cfg.plc)} PLCs")
+    watchdog = asyncio.create_task(systemd.watchdog(site.health_problem), name="systemd-watchdog")
     try:
         await stop.wait()
     finally:
         log.info("barrierd_stopping")
+        systemd.notify(STOPPING=1)
+        watchdog.cancel()
         await control.stop()
         await site.stop()
         store.record_event("daemon", "site", "barrierd stopped", pid=os.getpid())

@@ -5,19 +5,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+SYSTEM_SOCKET = Path("/run/barrierd/barrierd.sock")  # RuntimeDirectory=barrierd of the systemd unit
+
 
 def default_socket() -> Path:
-    """$BARRIERD_SOCKET, else /run/barrierd/barrierd.sock for root, else the user's runtime directory."""
+    """$BARRIERD_SOCKET; else in systemd's $RUNTIME_DIRECTORY (the daemon as a service); else the
+    system socket for root or when a system daemon is running; else the user's runtime directory."""
     if env := os.environ.get("BARRIERD_SOCKET"):
         return Path(env)
-    if os.geteuid() == 0:
-        return Path("/run/barrierd/barrierd.sock")
+    if runtime := os.environ.get("RUNTIME_DIRECTORY"):
+        return Path(runtime.split(":")[0]) / "barrierd.sock"
+    if os.geteuid() == 0 or SYSTEM_SOCKET.exists():
+        return SYSTEM_SOCKET
     runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/barrierd-{os.geteuid()}"
     return Path(runtime) / "barrierd.sock"
 
 
 def default_state_dir() -> Path:
-    """/var/lib/barrierd for root, else ~/.local/state/barrierd."""
+    """systemd's $STATE_DIRECTORY (StateDirectory=barrierd); else /var/lib/barrierd for root, else
+    ~/.local/state/barrierd."""
+    if state := os.environ.get("STATE_DIRECTORY"):
+        return Path(state.split(":")[0])
     if os.geteuid() == 0:
         return Path("/var/lib/barrierd")
     return Path.home() / ".local" / "state" / "barrierd"

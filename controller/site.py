@@ -157,6 +157,14 @@ class Site:
             self.buses[plc.name] = bus  # keyed by PLC: a command finds its PLC's bus
         self._tasks.append(asyncio.create_task(bus.run(), name=f"bus-{name}"))
 
+    def health_problem(self) -> str | None:
+        """Why the site is not being supervised any more (a bus task ended), or None."""
+        for task in self._tasks:
+            if task.done():
+                error = task.exception() if not task.cancelled() else None
+                return f"{task.get_name()} ended: {error!r}" if error else f"{task.get_name()} ended"
+        return None
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
