@@ -25,10 +25,16 @@ KEY_BYTES = 32
 class AuditKeyError(ValueError):
     """The key file exists but cannot be the key (wrong size): nothing is sealed with it."""
 
-# The sealed columns of each table, in the order they are hashed (the seal itself is `mac`).
+# The sealed columns of each table, in the order they are hashed (the seal itself is `mac`), and the
+# type SQLite stores each as: a value is sealed as it will read back, so a caller's 5 for a TEXT
+# column (stored '5') cannot make an honest row fail verification.
 SEALED_COLUMNS = {
     "events": ("id", "ts", "kind", "subject", "summary", "data"),
     "commands": ("id", "ts", "uid", "user", "pid", "role", "command", "args", "outcome", "exit_code", "message"),
+}
+COLUMN_TYPES: dict[str, tuple[type, ...]] = {
+    "events": (int, float, str, str, str, str),
+    "commands": (int, float, int, str, int, str, str, str, str, int, str),
 }
 
 
@@ -36,17 +42,35 @@ def load_or_create_key(path: Path | None) -> bytes:
     """The key in `path` (created with mode 0600 if missing); a key of this process alone if None."""
     if path is None:
         return secrets.token_bytes(KEY_BYTES)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_bytes()
-        if len(key) != KEY_BYTES:
-            raise AuditKeyError(f"{path}: audit key is {len(key)} bytes, not {KEY_BYTES}; refusing to seal with it") from None
-        return key
-    key = secrets.token_bytes(KEY_BYTES)
-    with os.fdopen(fd, "wb") as stream:
-        stream.write(key)
+    if not path.exists():
+        _write_new_key(path, secrets.token_bytes(KEY_BYTES))
+    key = path.read_bytes()
+    if len(key) != KEY_BYTES:
+        raise AuditKeyError(f"{path}: audit key is {len(key)} bytes, not {KEY_BYTES}; refusing to seal with it")
     return key
+
+
+def _write_new_key(path: Path, key: bytes) -> None:
+    """Write the key whole or not at all (a power cut must not leave an empty key): a private temporary
+    file, flushed to disk, then linked into place (never over an existing key) and the directory flushed."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, key)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass  # another start made one first: use that one
+    finally:
+        temporary.unlink()
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def seal(key: bytes, table: str, previous: str, row: tuple) -> str:
@@ -70,8 +94,10 @@ class Chain:
         self.head = (last[1] if last and last[1] else None) or GENESIS
 
     def next_row(self, *values: object) -> tuple[tuple, str]:
-        """The row (with its id) to insert after the current end, and its seal; call advance() once written."""
-        row = (self.last_id + 1, *values)
+        """The row (with its id, each value as SQLite stores it) to insert after the current end, and its
+        seal; call advance() once written."""
+        row = tuple(kind(value) for kind, value in zip(COLUMN_TYPES[self.table], (self.last_id + 1, *values),
+                                                       strict=True))
         return row, seal(self.key, self.table, self.head, row)
 
     def advance(self, row_id: int, mac: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,7 @@ class EventStore:
         self._events = Chain(self._db, self._key, "events")
         self._commands = Chain(self._db, self._key, "commands")
         self.in_flight: set[str] = set(self.load_in_flight())
+        self.listeners: list[Callable[[dict], None]] = []  # told of every event once it is stored
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -90,7 +92,13 @@ class EventStore:
 
     def record_event(self, kind: str, subject: str, summary: str, **data) -> int:
         values = (time.time(), kind, subject, summary, json.dumps(data, default=str))
-        return self._append("events", self._events, values)
+        event_id = self._append("events", self._events, values)
+        if self.listeners:
+            event = {"id": event_id, "ts": values[0], "kind": kind, "subject": subject, "summary": summary,
+                     "data": json.loads(values[4])}
+            for listener in self.listeners:
+                listener(event)
+        return event_id
 
     def _append(self, table: str, chain: Chain, values: tuple) -> int:
         """Insert a sealed row at the end of `table`; a row slipped in behind barrierd's back is built upon
@@ -124,8 +132,13 @@ class EventStore:
         """The seal of the last row of each table: worth copying elsewhere (barrierd logs it)."""
         return {"events": self._events.head, "commands": self._commands.head}
 
+    @property
+    def in_memory(self) -> bool:
+        return self._in_memory
+
     def verify_audit(self) -> list[ChainReport]:
-        """Check every seal; on its own read-only connection (safe in a thread) unless the store is in memory."""
+        """Check every seal; on its own read-only connection (safe in a thread) unless the store is in memory
+        (then on the store's own connection: call it from the thread that owns the store)."""
         if self._in_memory:
             return verify(self._db, self._key)
         db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)

@@ -15,7 +15,7 @@ def default_socket() -> Path:
         return Path(env)
     if runtime := os.environ.get("RUNTIME_DIRECTORY"):
         return Path(runtime.split(":")[0]) / "barrierd.sock"
-    if os.geteuid() == 0 or SYSTEM_SOCKET.exists():
+    if os.geteuid() == 0 or _system_daemon_present():
         return SYSTEM_SOCKET
     runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/barrierd-{os.geteuid()}"
     return Path(runtime) / "barrierd.sock"
@@ -29,3 +29,11 @@ def default_state_dir() -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/barrierd")
     return Path.home() / ".local" / "state" / "barrierd"
+
+
+def _system_daemon_present() -> bool:
+    """The system socket's directory exists (it is 0750: a user outside group barrierd cannot look inside)."""
+    try:
+        return SYSTEM_SOCKET.parent.is_dir()
+    except OSError:
+        return False

@@ -34,7 +34,7 @@ class PlcView:
     comms: str = "invalid"
     reason: str | None = "not read yet"
     watchdog_readback: int | None = None
-    polls: int = 0  # readings since start (one per poll attempt), for the achieved poll rate
+    polls: int = 0  # readings since start (one per poll, or per write that got no answer)
     polls_ok: int = 0  # of which GOOD
 
     def as_dict(self) -> dict:
@@ -64,6 +64,7 @@ class Site:
         self.lanes: dict[str, Lane] = {lane.name: Lane(lane, self) for lane in cfg.lane}
         self._lane_of = {name: self.lanes[lane.name] for lane in cfg.lane for name in lane.members().values()}
         self.lockdown: Latch | None = None
+        self.audit_break_recorded: tuple[tuple[str, int | None], ...] = ()  # last break `audit verify` recorded
         self.lane_lockdowns: dict[str, Latch] = {}  # lanes locked down on their own, apart from the site
         self.alarms = AlarmBoard(store.db, store.record_event)
         self._plc_conditions = {p.name: PlcConditions(p) for p in cfg.plc}
@@ -85,8 +86,10 @@ class Site:
             if (entry := saved.get(f"lockdown:lane:{name}")) is not None:
                 _, by, reason, since = entry
                 self.lane_lockdowns[name] = Latch(by=by, reason=reason, since=since)
+                if lane.mode != "lockdown":  # stopped between saving the latch and the lane mode
+                    lane.restore("lockdown", by, reason, since)
             elif lane.mode == "lockdown" and self.lockdown is None:  # saved without its latch: keep it locked
-                self.lane_lockdowns[name] = Latch(by=lane.by, reason=lane.reason, since=lane.since)
+                self.latch_lane_lockdown(name, Latch(by=lane.by, reason=lane.reason, since=lane.since))
         log.info("modes_restored", lockdown=self.lockdown is not None,
                  lanes={n: lane.mode for n, lane in self.lanes.items()})
 

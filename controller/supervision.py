@@ -41,13 +41,19 @@ class PlcConditions:
 
     cfg: PlcSection
     status_bits: dict[str, str] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)  # frozen / wrong program / bad reply, last seen
 
     def update(self, reading: PlcReading) -> dict[str, str]:
         found: dict[str, str] = {}
+        if reading.snapshot is not None:
+            self.problems = {}
+        elif reading.problem in PROBLEM_ALARMS:
+            self.problems = {PROBLEM_ALARMS[reading.problem]: reading.reason or ""}
+        # else an exchange without an answer: what was last known still holds (no alarm flapping)
         if reading.comms_lost:
             found["COMMS_LOST"] = f"no valid reply for {reading.consecutive_failures} polls: {reading.reason}"
-        elif reading.problem in PROBLEM_ALARMS:
-            found[PROBLEM_ALARMS[reading.problem]] = reading.reason or ""
+        else:
+            found |= self.problems
         if reading.watchdog_readback is not None and reading.watchdog_readback != self.cfg.watchdog_ms:
             found["WATCHDOG_NOT_ARMED"] = (f"WATCHDOG_TIMEOUT_MS reads {reading.watchdog_readback},"
                                            f" configured {self.cfg.watchdog_ms}")

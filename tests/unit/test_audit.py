@@ -123,3 +123,17 @@ def test_a_key_file_of_the_wrong_size_is_refused(tmp_path):
     (tmp_path / "events.sqlite.audit-key").write_bytes(b"short")
     with pytest.raises(ValueError, match="audit key is 5 bytes"):
         EventStore(tmp_path / "events.sqlite")
+
+
+def test_values_of_another_type_are_sealed_as_sqlite_stores_them(tmp_path):
+    """A client may send a number where a name is expected; the honest row must still verify."""
+    store = EventStore(tmp_path / "events.sqlite")
+    store.record_command(GUARD, "open", {"device": 5}, "usage", 2, "no device named 5")
+    store.record_event("state_change", 7, 8, n=1)  # type: ignore[arg-type]
+    assert all(r.intact for r in store.verify_audit())
+    store.close()
+
+
+def test_no_temporary_key_file_is_left_behind(tmp_path):
+    EventStore(tmp_path / "events.sqlite").close()
+    assert sorted(p.name for p in tmp_path.iterdir() if "key" in p.name) == ["events.sqlite.audit-key"]

@@ -136,3 +136,31 @@ async def test_a_lanes_own_lockdown_outlives_the_release_of_a_site_lockdown_and_
     assert (await run(site, "lockdown_release", TECH, lane="lane-1", reason="vehicle cleared")).code is ExitCode.DONE
     assert site.lanes["lane-1"].mode == "secured" and site.lane_lockdowns == {}
     site.store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_lane_latch_saved_without_its_lane_mode_still_locks_the_lane_after_a_restart(tmp_path):
+    store = EventStore(tmp_path / "events.sqlite")
+    store.save_mode("lockdown:lane:lane-1", "lockdown", "guard", "suspect vehicle")  # stopped before the lane mode
+    site = Site(CFG, store)
+    assert site.lanes["lane-1"].mode == "lockdown" and site.locked("gate-1")
+    store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_locked_lane_without_a_latch_row_gets_one_that_outlives_a_later_site_lockdown(tmp_path):
+    path = tmp_path / "events.sqlite"
+    store = EventStore(path)
+    store.save_mode("lane:lane-1", "lockdown", "guard", "from an older barrierd")  # no latch row
+    Site(CFG, store)
+    store.save_mode("site", "lockdown", "guard", "site drill")  # a site lockdown later, then a restart
+    store.close()
+    store = EventStore(path)
+    site = Site(CFG, store)
+    fake = FakePlant(site)
+    site.buses = {name: fake for name in PLCS}
+    for device in site.devices.values():
+        await fake.feed(device)
+    await run(site, "lockdown_release", TECH, reason="drill over")
+    assert site.lanes["lane-1"].mode == "lockdown", "the lane's own lockdown was lost"
+    store.close()

@@ -351,6 +351,15 @@ def test_a_problem_reading_is_its_alarm(problem, code):
     assert found == {code: "why"}
 
 
+def test_a_problem_alarm_holds_through_an_unanswered_exchange_and_clears_on_good_data():
+    """A failed heartbeat write between two frozen polls must not clear PLC_FROZEN and raise it anew."""
+    conditions = PlcConditions(PLC)
+    conditions.update(reading(None, quality=Quality.INVALID, problem=Problem.FROZEN, reason="heartbeat still"))
+    held = conditions.update(reading(None, quality=Quality.STALE, failures=1, problem=Problem.COMMS, reason="timeout"))
+    assert held == {"PLC_FROZEN": "heartbeat still"}
+    assert conditions.update(reading(0)) == {}
+
+
 def test_comms_lost_is_reported_rather_than_the_problem_of_the_last_reply():
     conditions = PlcConditions(PLC)
     found = conditions.update(reading(None, quality=Quality.INVALID, comms_lost=True, failures=3,
