@@ -19,7 +19,10 @@ import selectors
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import structlog
+
 T = TypeVar("T")
+log = structlog.get_logger("hal.event_loop")
 
 SELECT_FD_LIMIT = 1024  # FD_SETSIZE on Linux: select() cannot wait on a descriptor at or above it
 PR_SET_TIMERSLACK = 29  # prctl(2) option: the calling thread's timer slack in nanoseconds
@@ -28,6 +31,12 @@ TIMER_SLACK_NS = 1000
 
 class PreciseEpollSelector(selectors.EpollSelector):
     """EpollSelector whose waits with a timeout are precise to the microsecond, not the millisecond."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        if self._selector.fileno() >= SELECT_FD_LIMIT:  # type: ignore[attr-defined]
+            log.warning("precise_timers_unavailable", reason="epoll descriptor above FD_SETSIZE",
+                        fd=self._selector.fileno())  # type: ignore[attr-defined]
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         epoll_fd = self._selector.fileno()  # type: ignore[attr-defined]

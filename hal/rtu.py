@@ -40,6 +40,7 @@ REPLY_BYTES_WRITE = 8  # FC6 and FC16 replies echo unit, FC, address (2), value/
 DRAIN_MAX_FRAMES = 10  # a line that never goes quiet is given up on after this many frame times
 PREPARE_MAX_S = 0.0005  # most the silence wait ends early for pymodbus to prepare a request
 PREPARE_SMOOTHING = 0.1  # weight of the newest measurement in the running estimate
+SILENCE_ROUNDS = 3  # a line still babbling after this many restarted silences gets the request anyway
 
 
 def read_reply_bytes(count: int) -> int:
@@ -150,8 +151,13 @@ class RtuTransport(PymodbusTransport):
     async def _exchange(self, unit: int, request_bytes: int, reply_bytes: int) -> AsyncIterator[None]:
         """Silence before the request, a timeout that covers both frames, and a drain after a failure."""
         if self.connected:
-            await self._keep_silence(self._late_until.pop(unit, 0.0))
-            self._discard_input("unsolicited")
+            not_before = self._late_until.pop(unit, 0.0)
+            for _ in range(SILENCE_ROUNDS):
+                await self._keep_silence(not_before)
+                if not self._discard_input("unsolicited"):
+                    break
+                # bytes arrived during the silence: the line was busy, so the silence starts again
+                self._last_activity = max(self._last_activity, asyncio.get_running_loop().time())
             # pymodbus reads its response timeout from here at every request
             self._client.ctx.comm_params.timeout_connect = self.timeout_s + self.timing.wire_s(
                 request_bytes + reply_bytes
@@ -181,7 +187,8 @@ class RtuTransport(PymodbusTransport):
         self._woke_at = loop.time()
 
     def _finish_silence(self) -> float:
-        """Block for what is left of t3.5 (at most the preparation time, unless the line just got busy)."""
+        """Block for what is left of t3.5: at most the preparation estimate, because no loop turn runs
+        between the end of the wait and this hook, so nothing new can have been received meanwhile."""
         now = time.monotonic()  # the clock of asyncio's loop.time()
         if self._woke_at is not None:
             took = now - self._woke_at
@@ -189,7 +196,7 @@ class RtuTransport(PymodbusTransport):
             self._woke_at = None
         remaining = self._last_activity + self.timing.silence_s - now
         if remaining > 0:
-            time.sleep(remaining)
+            time.sleep(min(remaining, PREPARE_MAX_S))
             now = time.monotonic()
         return now
 
@@ -206,7 +213,8 @@ class RtuTransport(PymodbusTransport):
             await asyncio.sleep(self.timing.silence_s - quiet_for)
         self._discard_input("after a failed exchange")
 
-    def _discard_input(self, why: str) -> None:
+    def _discard_input(self, why: str) -> int:
+        """Throw away whatever was received and not asked for; the number of bytes thrown away."""
         ctx = self._client.ctx
         pending = len(ctx.recv_buffer)
         ctx.recv_buffer = b""
@@ -220,6 +228,7 @@ class RtuTransport(PymodbusTransport):
         if pending:
             self.discarded_bytes += pending
             log.debug("rtu_input_discarded", bus=self.name, bytes=pending, why=why)
+        return pending
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         """pymodbus hook on every frame sent and every chunk received: keep t3.5, note when the line was last busy."""

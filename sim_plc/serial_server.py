@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import termios
 from collections.abc import Sequence
 
@@ -145,16 +146,21 @@ class SerialEndpoint:
 
     @staticmethod
     def _send_late(transport: asyncio.Transport | None, data: bytes) -> None:
-        """Write the reply now: transport.write() would only queue it until the loop's next turn."""
+        """Write the reply now: transport.write() would only queue it until the loop's next turn. Anything
+        pymodbus still has queued goes first, and what the port cannot take now goes through the queue."""
         serial = getattr(transport, "sync_serial", None)
         if transport is None or serial is None:
             return
-        try:
-            written = serial.write(data) or 0  # the port is non-blocking: this never waits
-        except OSError:
-            written = 0
+        written = 0
+        if not getattr(transport, "intern_write_buffer", None):
+            try:
+                written = os.write(serial.fd, data)  # the port is non-blocking (pyserial would spin on EAGAIN)
+            except BlockingIOError:
+                written = 0
+            except OSError:
+                return  # the port is gone: the reopen logic takes over
         if written < len(data):
-            transport.write(data[written:])  # the rest when the port can take it
+            transport.write(data[written:])
 
     def _trace_connect(self, connected: bool) -> None:
         if connected or self._stopping or self._server is None:

@@ -41,6 +41,7 @@ from pathlib import Path
 BITS_PER_CHAR = 10  # 8N1: start, 8 data, stop
 READ_SIZE = 4096
 BURST_S = 0.001  # bytes due within this long are handed over together, at the last one's time
+UNSURE_WRITE_S = 0.0002  # a hand-over write that took longer leaves its time unsure for gap measurement
 
 
 @dataclass
@@ -55,6 +56,7 @@ class _Direction:
     last_read_at: float = 0.0
     last_delivered_at: float | None = None  # when the last byte was handed to the far end
     shortest_gap_s: float | None = None  # shortest quiet time before a frame, after the other direction's last byte
+    delivery_unsure: bool = False  # the last hand-over's time is not known to within UNSURE_WRITE_S
     relayed: int = 0
     dropped: int = 0
 
@@ -206,7 +208,12 @@ class VirtualLine:
         """The line's quiet time before this frame: since the other direction's last byte (negative: a collision)."""
         other = self._b if direction is self._a else self._a
         assert other is not None
-        other_end = other.pending[-1][0] if other.pending else other.last_delivered_at
+        if other.pending:
+            other_end: float | None = other.pending[-1][0]  # still on the wire: a collision
+        elif other.delivery_unsure:
+            return
+        else:
+            other_end = other.last_delivered_at
         if other_end is None:
             return
         gap = now - other_end
@@ -242,7 +249,7 @@ class VirtualLine:
             due.append(direction.pending.popleft()[1])
         if not due:
             return
-        handed_at = time.monotonic()  # taken before the write: a gap is never measured shorter than it was
+        before = time.monotonic()
         try:
             written = os.write(direction.dst, due)
         except BlockingIOError:
@@ -253,7 +260,12 @@ class VirtualLine:
             written = 0
         direction.relayed += written
         direction.dropped += len(due) - written
-        direction.last_delivered_at = handed_at
+        # The frame is on the far side at the latest when the write returned: a gap measured from then is
+        # never longer than it was. If the write took long (the relay was held up), the time is unsure
+        # and the next gap is not measured at all.
+        after = time.monotonic()
+        direction.last_delivered_at = after
+        direction.delivery_unsure = after - before > UNSURE_WRITE_S
 
     # ---- set-up helpers -----------------------------------------------------------------------
     def _pty(self) -> tuple[int, int]:

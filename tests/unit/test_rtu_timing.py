@@ -61,8 +61,8 @@ async def test_the_send_hook_waits_out_what_is_left_of_the_silence() -> None:
     transport = RtuTransport("line", "/dev/null-not-opened", baudrate=115200, timeout_s=0.1)
     silence = transport.timing.silence_s
     for _ in range(5):
-        line_busy_at = time.monotonic()
-        transport._last_activity = line_busy_at  # a byte was just received
+        line_busy_at = time.monotonic() - silence + 0.0004  # the wait ended 0.4 ms early to prepare the request
+        transport._last_activity = line_busy_at
         frame = b"\x01\x04\x00\x00\x00\x1c\x00\x00"
         assert transport._trace_packet(True, frame) == frame
         sent_at = time.monotonic()
