@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The MQTT tests run a real Mosquitto broker (Debian package); installed here when missing.
+MOSQUITTO := $(firstword $(wildcard /usr/sbin/mosquitto /usr/bin/mosquitto /usr/local/sbin/mosquitto) /usr/sbin/mosquitto)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: demo demo-rtu test bench clean
 
@@ -19,7 +22,12 @@ demo: $(STAMP)
 demo-rtu: $(STAMP)
 	$(BIN)/python -m controller.demo config/sites/demo-rtu.toml
 
-test: $(STAMP)
+$(MOSQUITTO):
+	@echo "installing mosquitto (Debian package) for the MQTT tests"
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mosquitto \
+	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mosquitto; }
+
+test: $(STAMP) $(MOSQUITTO)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

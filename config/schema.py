@@ -126,6 +126,22 @@ class AccessSection(Strict):
     technician: list[str] = []
 
 
+class MqttSection(Strict):
+    """Publication of state and events to an MQTT broker (read only; see controller/mqtt_publish.py)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=1883, ge=1, le=65535)
+    topic_prefix: str | None = Field(default=None, pattern=r"^[^#+\s/][^#+\s]*[^#+\s/]$")
+    client_id: str | None = Field(default=None, min_length=1, max_length=64)
+    username: str | None = None
+    password_file: str | None = None  # the password itself is never in the site file
+    tls_ca_file: str | None = None  # TLS to the broker, checked against this CA
+    qos: Literal[0, 1, 2] = 1
+    keepalive_s: int = Field(default=30, ge=2, le=600)
+    refresh_s: float = Field(default=10.0, ge=1.0, le=3600.0)
+    connect_timeout_s: float = Field(default=5.0, ge=0.5, le=60.0)
+
+
 class SiteConfig(Strict):
     """A whole site: what barrierd supervises and what sim-plc simulates."""
 
@@ -136,6 +152,7 @@ class SiteConfig(Strict):
     lane: list[LaneSection] = []
     interlock: list[InterlockSection] = []
     access: AccessSection = AccessSection()
+    mqtt: MqttSection | None = None
 
     def plc_named(self, name: str) -> PlcSection:
         return next(p for p in self.plc if p.name == name)

@@ -18,6 +18,7 @@ from controller.commands import build_registry
 from controller.control_socket import ControlServer
 from controller.event_store import Caller, EventStore
 from controller.logging_setup import configure_logging
+from controller.mqtt_publish import MqttPublisher
 from controller.paths import default_socket, default_state_dir
 from controller.site import Site, UnsupportedConfig
 from controller.systemd import Notifier
@@ -63,6 +64,11 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
     await control.start()
     log.info("barrierd_ready", site=cfg.site.name, socket=str(socket_path), state_dir=str(state_dir),
              plcs=len(cfg.plc), devices=len(cfg.device))
+    publisher = MqttPublisher(cfg.mqtt, site) if cfg.mqtt is not None else None
+    if publisher is not None:
+        store.listeners.append(publisher.on_event)
+        site.publisher = publisher
+        publisher.start()
     systemd = Notifier()
     systemd.notify(READY=1, STATUS=f"supervising {len(cfg.device)} devices on {len(cfg.plc)} PLCs")
     watchdog = asyncio.create_task(systemd.watchdog(site.health_problem), name="systemd-watchdog")
@@ -73,6 +79,8 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
         systemd.notify(STOPPING=1)
         watchdog.cancel()
         await control.stop()
+        if publisher is not None:
+            await publisher.stop()  # every device published unknown, the site offline
         await site.stop()
         store.record_event("daemon", "site", "barrierd stopped", pid=os.getpid())
         log.info("audit_head", when="stop", **store.audit_heads())

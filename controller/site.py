@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -18,6 +19,9 @@ from hal.bus import Bus
 from hal.rtu import RtuTransport
 from hal.transport import TcpTransport, Transport
 from hal.unit import PlcReading, Quality, UnitSpec
+
+if TYPE_CHECKING:
+    from controller.mqtt_publish import MqttPublisher
 
 log = structlog.get_logger("controller.site")
 
@@ -65,6 +69,7 @@ class Site:
         self._lane_of = {name: self.lanes[lane.name] for lane in cfg.lane for name in lane.members().values()}
         self.lockdown: Latch | None = None
         self.audit_break_recorded: tuple[tuple[str, int | None], ...] = ()  # last break `audit verify` recorded
+        self.publisher: MqttPublisher | None = None  # set by barrierd when the site has [mqtt]
         self.lane_lockdowns: dict[str, Latch] = {}  # lanes locked down on their own, apart from the site
         self.alarms = AlarmBoard(store.db, store.record_event)
         self._plc_conditions = {p.name: PlcConditions(p) for p in cfg.plc}
@@ -232,4 +237,5 @@ class Site:
             "devices": [d.as_dict() for d in self.devices.values()],
             "alarms": [a for a in self.alarms.listing() if a["active"]],
             "plcs": [v.as_dict() for v in self.plcs.values()],
+            "mqtt": self.publisher.as_dict() if self.publisher is not None else None,
         }

@@ -434,7 +434,32 @@ BROKEN: dict[str, tuple[Mutation, dict[str, str]]] = {
         _all(_append("bus", dict(BUS, parity="X")), _to_bus(2, "rs485-1")),
         {'bus[0] ("rs485-1").parity': "'E'"},
     ),
+    "mqtt-wildcard-in-topic-prefix": (
+        lambda raw: raw.__setitem__("mqtt", {"host": "broker", "topic_prefix": "crossings/#"}),
+        {"mqtt.topic_prefix": "string should match pattern"},
+    ),
+    "mqtt-password-in-the-site-file": (
+        lambda raw: raw.__setitem__("mqtt", {"host": "broker", "password": "secret"}),
+        {"mqtt.password": "extra inputs are not permitted"},
+    ),
+    "mqtt-refresh-too-fast": (
+        lambda raw: raw.__setitem__("mqtt", {"host": "broker", "refresh_s": 0.1}),
+        {"mqtt.refresh_s": "greater than or equal to 1"},
+    ),
+    "mqtt-without-host": (
+        lambda raw: raw.__setitem__("mqtt", {"port": 1883}),
+        {"mqtt.host": "field required"},
+    ),
 }
+
+
+def test_an_mqtt_section_loads(tmp_path):
+    raw = demo_raw()
+    raw["mqtt"] = {"host": "broker.site.example", "port": 8883, "topic_prefix": "crossings/north",
+                   "username": "crossing-north", "password_file": "/etc/barrierd/mqtt-password",
+                   "tls_ca_file": "/etc/barrierd/broker-ca.pem"}
+    site = load_site(write_site(tmp_path, raw, "mqtt.toml"))
+    assert site.mqtt is not None and site.mqtt.topic_prefix == "crossings/north" and site.mqtt.qos == 1
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))

@@ -1,0 +1,174 @@
+"""Publication of the site's state and events to an MQTT broker, for a command centre watching many crossings.
+
+Read only: nothing received over MQTT is acted on. Topics under the site's prefix (default
+`barrier-supervisor/SITE`):
+- `status`: retained {"online": true, ...}; the broker publishes {"online": false} (the last will)
+  if barrierd vanishes, and barrierd publishes it itself when it stops;
+- `device/NAME`, `lane/NAME`, `plc/NAME`, `lockdown`, `alarms`: retained JSON, republished whenever an
+  event concerns them and every `refresh_s`. Each expires at the broker after 3 × refresh_s (MQTT 5
+  message expiry), so a state nobody refreshes any more is never shown as still true; on a clean
+  stop every device is published `unknown` first;
+- `events`: every event of the event store as it is recorded (not retained).
+Supervision never waits for the broker: updates go through a bounded queue (the oldest are dropped
+and counted when it is full), and a lost broker is reconnected with back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiomqtt
+import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from config.schema import MqttSection
+
+if TYPE_CHECKING:
+    from controller.site import Site
+
+log = structlog.get_logger("controller.mqtt")
+
+QUEUE_SIZE = 1000
+RECONNECT_MIN_S = 1.0
+RECONNECT_MAX_S = 30.0
+EXPIRY_REFRESHES = 3  # a retained state expires after this many refresh periods without news
+
+
+class MqttPublisher:
+    """One task publishing the site to one broker; feed it with on_event (an EventStore listener)."""
+
+    def __init__(self, cfg: MqttSection, site: Site) -> None:
+        self.cfg = cfg
+        self.site = site
+        self.prefix = cfg.topic_prefix or f"barrier-supervisor/{site.cfg.site.name}"
+        self.connected = False
+        self.published = 0
+        self.dropped = 0
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # ----- feeding ----------------------------------------------------------------------------
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Called for every recorded event; never blocks: when the queue is full the oldest update goes."""
+        while True:
+            try:
+                self._queue.put_nowait(event)
+                return
+            except asyncio.QueueFull:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    self._queue.get_nowait()
+                    self.dropped += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"broker": f"{self.cfg.host}:{self.cfg.port}", "prefix": self.prefix, "connected": self.connected,
+                "published": self.published, "dropped": self.dropped}
+
+    # ----- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="mqtt-publisher")
+
+    async def stop(self) -> None:
+        """Publish every device as unknown and the site offline, then disconnect."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        delay = RECONNECT_MIN_S
+        while True:
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    client = self._new_client()
+                    await asyncio.wait_for(stack.enter_async_context(client), self.cfg.connect_timeout_s)
+                    self._client, self.connected, delay = client, True, RECONNECT_MIN_S
+                    log.info("mqtt_connected", broker=f"{self.cfg.host}:{self.cfg.port}", prefix=self.prefix)
+                    try:
+                        await self._serve(client)
+                    finally:
+                        self.connected, self._client = False, None
+                        if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                            await self._goodbye(client)
+            except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
+                log.warning("mqtt_unavailable", broker=f"{self.cfg.host}:{self.cfg.port}", error=str(exc),
+                            retry_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, RECONNECT_MAX_S)
+
+    def _new_client(self) -> aiomqtt.Client:
+        password = Path(self.cfg.password_file).read_text().strip() if self.cfg.password_file else None
+        tls = ssl.create_default_context(cafile=str(self.cfg.tls_ca_file)) if self.cfg.tls_ca_file else None
+        will = aiomqtt.Will(self._topic("status"), json.dumps({"online": False, "reason": "connection lost"}),
+                            qos=1, retain=True)
+        return aiomqtt.Client(
+            self.cfg.host, self.cfg.port, username=self.cfg.username, password=password,
+            identifier=self.cfg.client_id or f"barrierd-{self.site.cfg.site.name}",
+            protocol=aiomqtt.ProtocolVersion.V5, will=will, keepalive=self.cfg.keepalive_s,
+            timeout=self.cfg.connect_timeout_s, tls_context=tls,
+        )
+
+    # ----- publishing -------------------------------------------------------------------------
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        await self._send(client, "status", {"online": True, "since": time.time(), "site": self.site.cfg.site.name})
+        await self._snapshot(client)
+        while True:
+            try:
+                event = await asyncio.wait_for(self._queue.get(), self.cfg.refresh_s)
+            except TimeoutError:
+                await self._snapshot(client)
+                continue
+            await self._send(client, "events", event, retain=False)
+            await self._subject(client, event["subject"])
+
+    async def _snapshot(self, client: aiomqtt.Client) -> None:
+        status = self.site.status()
+        for device in status["devices"]:
+            await self._send(client, f"device/{device['name']}", device)
+        for lane in status["lanes"]:
+            await self._send(client, f"lane/{lane['name']}", lane)
+        for plc in status["plcs"]:
+            await self._send(client, f"plc/{plc['name']}", plc)
+        await self._send(client, "lockdown", status["lockdown"] or {"active": False})
+        await self._send(client, "alarms", status["alarms"])
+
+    async def _subject(self, client: aiomqtt.Client, subject: str) -> None:
+        """Republish what an event concerns: its device, lane or PLC, and the site-wide topics."""
+        status = self.site.status()
+        for group, topic in (("devices", "device"), ("lanes", "lane"), ("plcs", "plc")):
+            for item in status[group]:
+                if item["name"] == subject:
+                    await self._send(client, f"{topic}/{subject}", item)
+        await self._send(client, "lockdown", status["lockdown"] or {"active": False})
+        await self._send(client, "alarms", status["alarms"])
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        """barrierd is stopping: no device state it published stays as if it were still true."""
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError, asyncio.CancelledError):
+            async with asyncio.timeout(self.cfg.connect_timeout_s):
+                for name in self.site.devices:
+                    await self._send(client, f"device/{name}", {"name": name, "state": "unknown",
+                                                                 "reason": "barrierd stopped"})
+                await self._send(client, "status", {"online": False, "reason": "barrierd stopped", "at": time.time()})
+
+    async def _send(self, client: aiomqtt.Client, topic: str, payload: object, *, retain: bool = True) -> None:
+        properties = None
+        if retain and topic != "status":
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.MessageExpiryInterval = int(EXPIRY_REFRESHES * self.cfg.refresh_s)
+        await client.publish(self._topic(topic), json.dumps(payload, default=str), qos=self.cfg.qos, retain=retain,
+                             properties=properties)
+        self.published += 1
+
+    def _topic(self, name: str) -> str:
+        return f"{self.prefix}/{name}"
