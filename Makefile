@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The MQTT tests run a real Mosquitto broker (Debian package); installed here when missing.
 MOSQUITTO := $(firstword $(wildcard /usr/sbin/mosquitto /usr/bin/mosquitto /usr/local/sbin/mosquitto) /usr/sbin/mosquitto)
+# The panel test drives Debian's Chromium through its ChromeDriver; installed here when missing.
+CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
 .PHONY: demo demo-rtu test bench clean
 
@@ -24,10 +27,13 @@ demo-rtu: $(STAMP)
 
 $(MOSQUITTO):
 	@echo "installing mosquitto (Debian package) for the MQTT tests"
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mosquitto \
-	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mosquitto; }
+	$(APT_INSTALL) mosquitto || { $(SUDO) apt-get update -q && $(APT_INSTALL) mosquitto; }
 
-test: $(STAMP) $(MOSQUITTO)
+$(CHROMEDRIVER):
+	@echo "installing chromium and chromium-driver (Debian packages) for the panel test"
+	$(APT_INSTALL) chromium chromium-driver || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium chromium-driver; }
+
+test: $(STAMP) $(MOSQUITTO) $(CHROMEDRIVER)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -142,6 +143,24 @@ class MqttSection(Strict):
     connect_timeout_s: float = Field(default=5.0, ge=0.5, le=60.0)
 
 
+class PanelSection(Strict):
+    """The read-only operator panel for a browser on this PC (controller/panel.py)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, host: str) -> str:
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError("the panel has no login, so it is served on a loopback address only (127.0.0.1, ::1)")
+        return host
+
+
 class SiteConfig(Strict):
     """A whole site: what barrierd supervises and what sim-plc simulates."""
 
@@ -153,6 +172,7 @@ class SiteConfig(Strict):
     interlock: list[InterlockSection] = []
     access: AccessSection = AccessSection()
     mqtt: MqttSection | None = None
+    panel: PanelSection | None = None
 
     def plc_named(self, name: str) -> PlcSection:
         return next(p for p in self.plc if p.name == name)

@@ -19,6 +19,7 @@ from controller.control_socket import ControlServer
 from controller.event_store import Caller, EventStore
 from controller.logging_setup import configure_logging
 from controller.mqtt_publish import MqttPublisher
+from controller.panel import Panel
 from controller.paths import default_socket, default_state_dir
 from controller.site import Site, UnsupportedConfig
 from controller.systemd import Notifier
@@ -69,6 +70,13 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
         store.listeners.append(publisher.on_event)
         site.publisher = publisher
         publisher.start()
+    panel = Panel(cfg.panel, site) if cfg.panel is not None else None
+    if panel is not None:
+        try:
+            await panel.start()
+        except OSError as exc:  # the read-only panel is not worth stopping supervision for
+            log.error("panel_unavailable", host=cfg.panel.host, port=cfg.panel.port, error=str(exc))
+            panel = None
     systemd = Notifier()
     systemd.notify(READY=1, STATUS=f"supervising {len(cfg.device)} devices on {len(cfg.plc)} PLCs")
     watchdog = asyncio.create_task(systemd.watchdog(site.health_problem), name="systemd-watchdog")
@@ -79,6 +87,8 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
         systemd.notify(STOPPING=1)
         watchdog.cancel()
         await control.stop()
+        if panel is not None:
+            await panel.stop()
         if publisher is not None:
             await publisher.stop()  # every device published unknown, the site offline
         await site.stop()

@@ -446,6 +446,10 @@ BROKEN: dict[str, tuple[Mutation, dict[str, str]]] = {
         lambda raw: raw.__setitem__("mqtt", {"host": "broker", "refresh_s": 0.1}),
         {"mqtt.refresh_s": "greater than or equal to 1"},
     ),
+    "panel-on-a-network-address": (
+        lambda raw: raw.__setitem__("panel", {"host": "0.0.0.0", "port": 8080}),
+        {"panel.host": "loopback address only"},
+    ),
     "mqtt-without-host": (
         lambda raw: raw.__setitem__("mqtt", {"port": 1883}),
         {"mqtt.host": "field required"},
