@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -18,12 +19,14 @@ from controller.commands import build_registry
 from controller.control_socket import ControlServer
 from controller.event_store import Caller, EventStore
 from controller.logging_setup import configure_logging
-from controller.mqtt_publish import MqttPublisher
-from controller.panel import Panel
 from controller.paths import default_socket, default_state_dir
 from controller.site import Site, UnsupportedConfig
 from controller.systemd import Notifier
 from hal import event_loop
+
+if TYPE_CHECKING:
+    from controller.mqtt_publish import MqttPublisher
+    from controller.panel import Panel
 
 log = structlog.get_logger("barrierd")
 
@@ -65,18 +68,8 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
     await control.start()
     log.info("barrierd_ready", site=cfg.site.name, socket=str(socket_path), state_dir=str(state_dir),
              plcs=len(cfg.plc), devices=len(cfg.device))
-    publisher = MqttPublisher(cfg.mqtt, site) if cfg.mqtt is not None else None
-    if publisher is not None:
-        store.listeners.append(publisher.on_event)
-        site.publisher = publisher
-        publisher.start()
-    panel = Panel(cfg.panel, site) if cfg.panel is not None else None
-    if panel is not None:
-        try:
-            await panel.start()
-        except OSError as exc:  # the read-only panel is not worth stopping supervision for
-            log.error("panel_unavailable", host=cfg.panel.host, port=cfg.panel.port, error=str(exc))
-            panel = None
+    publisher = _start_publisher(cfg, site) if cfg.mqtt is not None else None
+    panel = await _start_panel(cfg, site) if cfg.panel is not None else None
     systemd = Notifier()
     systemd.notify(READY=1, STATUS=f"supervising {len(cfg.device)} devices on {len(cfg.plc)} PLCs")
     watchdog = asyncio.create_task(systemd.watchdog(site.health_problem), name="systemd-watchdog")
@@ -96,6 +89,32 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
         log.info("audit_head", when="stop", **store.audit_heads())
         store.close()
         log.info("barrierd_stopped")
+
+
+def _start_publisher(cfg: SiteConfig, site: Site) -> MqttPublisher:
+    """MQTT publication, fed by every recorded event (imported here: aiomqtt costs memory where unused)."""
+    from controller.mqtt_publish import MqttPublisher
+
+    assert cfg.mqtt is not None
+    publisher = MqttPublisher(cfg.mqtt, site)
+    site.store.listeners.append(publisher.on_event)
+    site.publisher = publisher
+    publisher.start()
+    return publisher
+
+
+async def _start_panel(cfg: SiteConfig, site: Site) -> Panel | None:
+    """The read-only panel; if it cannot listen, supervision goes on without it (imported here: aiohttp)."""
+    from controller.panel import Panel
+
+    assert cfg.panel is not None
+    panel = Panel(cfg.panel, site)
+    try:
+        await panel.start()
+    except OSError as exc:
+        log.error("panel_unavailable", host=cfg.panel.host, port=cfg.panel.port, error=str(exc))
+        return None
+    return panel
 
 
 def main(argv: list[str] | None = None) -> int:
