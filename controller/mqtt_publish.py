@@ -7,7 +7,7 @@ Read only: nothing received over MQTT is acted on. Topics under the site's prefi
 - `device/NAME`, `lane/NAME`, `plc/NAME`, `lockdown`, `alarms`: retained JSON, republished whenever an
   event concerns them and every `refresh_s`. Each expires at the broker after 3 × refresh_s (MQTT 5
   message expiry), so a state nobody refreshes any more is never shown as still true; on a clean
-  stop every device is published `unknown` first;
+  stop every device, lane, PLC and the lockdown are published `unknown` and the alarm list null;
 - `events`: every event of the event store as it is recorded (not retained).
 Supervision never waits for the broker: updates go through a bounded queue (the oldest are dropped
 and counted when it is full), and a lost broker is reconnected with back-off.
@@ -38,6 +38,7 @@ log = structlog.get_logger("controller.mqtt")
 QUEUE_SIZE = 1000
 RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 30.0
+STOP_GRACE_CONNECT_TIMEOUTS = 3  # stop() waits at most this many connect timeouts for the goodbye
 EXPIRY_REFRESHES = 3  # a retained state expires after this many refresh periods without news
 
 
@@ -54,6 +55,7 @@ class MqttPublisher:
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
+        self._connected_at: float | None = None
 
     # ----- feeding ----------------------------------------------------------------------------
 
@@ -78,32 +80,53 @@ class MqttPublisher:
         self._task = asyncio.create_task(self._run(), name="mqtt-publisher")
 
     async def stop(self) -> None:
-        """Publish every device as unknown and the site offline, then disconnect."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        """Publish the site's states as unknown and the site offline, then disconnect; bounded in time."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=STOP_GRACE_CONNECT_TIMEOUTS * self.cfg.connect_timeout_s)
+        if not done:  # the broker stalls the goodbye or the disconnect: stop waiting for it
+            log.warning("mqtt_stop_abandoned", broker=f"{self.cfg.host}:{self.cfg.port}")
+            task.cancel()
 
     async def _run(self) -> None:
         delay = RECONNECT_MIN_S
         while True:
             try:
-                async with contextlib.AsyncExitStack() as stack:
-                    client = self._new_client()
-                    await asyncio.wait_for(stack.enter_async_context(client), self.cfg.connect_timeout_s)
-                    self._client, self.connected, delay = client, True, RECONNECT_MIN_S
-                    log.info("mqtt_connected", broker=f"{self.cfg.host}:{self.cfg.port}", prefix=self.prefix)
-                    try:
-                        await self._serve(client)
-                    finally:
-                        self.connected, self._client = False, None
-                        if asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                            await self._goodbye(client)
-            except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
-                log.warning("mqtt_unavailable", broker=f"{self.cfg.host}:{self.cfg.port}", error=str(exc),
+                await self._connection()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the broker, TLS, a password file: all only delay publication
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise asyncio.CancelledError from exc  # stopping: the goodbye failed, do not reconnect
+                if self._connected_for() > RECONNECT_MAX_S:
+                    delay = RECONNECT_MIN_S  # it had worked for a while: a new failure starts the back-off again
+                log.warning("mqtt_unavailable", broker=f"{self.cfg.host}:{self.cfg.port}", error=repr(exc),
                             retry_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, RECONNECT_MAX_S)
+
+    def _connected_for(self) -> float:
+        """How long the last connection lasted (0 if it never got a CONNACK); forgets it."""
+        since, self._connected_at = self._connected_at, None
+        return 0.0 if since is None else asyncio.get_running_loop().time() - since
+
+    async def _connection(self) -> None:
+        """One connection to the broker, from CONNACK until it fails or the task is cancelled."""
+        async with contextlib.AsyncExitStack() as stack:
+            client = self._new_client()
+            async with asyncio.timeout(self.cfg.connect_timeout_s):
+                await stack.enter_async_context(client)
+            self._client, self.connected = client, True
+            self._connected_at = asyncio.get_running_loop().time()
+            log.info("mqtt_connected", broker=f"{self.cfg.host}:{self.cfg.port}", prefix=self.prefix)
+            try:
+                await self._serve(client)
+            finally:
+                self.connected, self._client = False, None
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    await self._goodbye(client)
 
     def _new_client(self) -> aiomqtt.Client:
         password = Path(self.cfg.password_file).read_text().strip() if self.cfg.password_file else None
@@ -120,16 +143,20 @@ class MqttPublisher:
     # ----- publishing -------------------------------------------------------------------------
 
     async def _serve(self, client: aiomqtt.Client) -> None:
+        """The status, then everything every refresh_s (however busy the site) and each event as it comes."""
         await self._send(client, "status", {"online": True, "since": time.time(), "site": self.site.cfg.site.name})
-        await self._snapshot(client)
+        loop = asyncio.get_running_loop()
         while True:
-            try:
-                event = await asyncio.wait_for(self._queue.get(), self.cfg.refresh_s)
-            except TimeoutError:
-                await self._snapshot(client)
-                continue
-            await self._send(client, "events", event, retain=False)
-            await self._subject(client, event["subject"])
+            await self._snapshot(client)
+            next_snapshot = loop.time() + self.cfg.refresh_s
+            while (left := next_snapshot - loop.time()) > 0:
+                try:
+                    async with asyncio.timeout(left):
+                        event = await self._queue.get()
+                except TimeoutError:
+                    break
+                await self._send(client, "events", event, retain=False)
+                await self._subject(client, event["subject"])
 
     async def _snapshot(self, client: aiomqtt.Client) -> None:
         status = self.site.status()
@@ -147,19 +174,25 @@ class MqttPublisher:
         status = self.site.status()
         for group, topic in (("devices", "device"), ("lanes", "lane"), ("plcs", "plc")):
             for item in status[group]:
-                if item["name"] == subject:
-                    await self._send(client, f"{topic}/{subject}", item)
+                if item["name"] == subject or (group == "lanes" and subject in item["devices"]):
+                    await self._send(client, f"{topic}/{item['name']}", item)
         await self._send(client, "lockdown", status["lockdown"] or {"active": False})
         await self._send(client, "alarms", status["alarms"])
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
-        """barrierd is stopping: no device state it published stays as if it were still true."""
-        with contextlib.suppress(aiomqtt.MqttError, TimeoutError, asyncio.CancelledError):
+        """barrierd is stopping: nothing it published stays as if it were still true."""
+        why = "barrierd stopped"
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
             async with asyncio.timeout(self.cfg.connect_timeout_s):
                 for name in self.site.devices:
-                    await self._send(client, f"device/{name}", {"name": name, "state": "unknown",
-                                                                 "reason": "barrierd stopped"})
-                await self._send(client, "status", {"online": False, "reason": "barrierd stopped", "at": time.time()})
+                    await self._send(client, f"device/{name}", {"name": name, "state": "unknown", "reason": why})
+                for name in self.site.lanes:
+                    await self._send(client, f"lane/{name}", {"name": name, "mode": "unknown", "reason": why})
+                for name in self.site.plcs:
+                    await self._send(client, f"plc/{name}", {"name": name, "comms": "unknown", "reason": why})
+                await self._send(client, "lockdown", {"active": None, "reason": why})
+                await self._send(client, "alarms", None)  # no list rather than an old one
+                await self._send(client, "status", {"online": False, "reason": why, "at": time.time()})
 
     async def _send(self, client: aiomqtt.Client, topic: str, payload: object, *, retain: bool = True) -> None:
         properties = None

@@ -3,8 +3,10 @@
 const POLL_MS = 500;
 const STALE_MS = 2000;
 const MAX_EVENTS = 50;
-let lastOk = 0;
+let lastOk = -Infinity;  // performance.now() of the last status drawn: immune to the wall clock being set
+let lastOkWall = null;    // the same moment for people, in the banner
 let lastEventId = 0;
+let inFlight = false;     // one request at a time: a late reply never draws over a newer one
 
 function cell(row, text, className) {
   const td = row.insertCell();
@@ -48,34 +50,47 @@ function render(status) {
 
 function showStale() {
   document.body.classList.add("stale");
-  const since = lastOk ? new Date(lastOk).toLocaleTimeString() : "the start";
+  const since = lastOkWall ? lastOkWall.toLocaleTimeString() : "the start";
   document.getElementById("banner").textContent =
     `barrierd is not answering (last answer at ${since}); no state is shown`;
   for (const td of document.querySelectorAll("#devices td.state")) {
     td.textContent = "no data";
     td.className = "state state-nodata";
   }
+  for (const row of document.querySelectorAll("#devices tbody tr")) row.cells[0].textContent = "-";
+  for (const row of document.querySelectorAll("#plcs tbody tr")) {
+    row.cells[1].textContent = "no data";
+    row.cells[1].className = "comms-bad";
+  }
+  document.getElementById("lockdown").style.display = "none";
+  document.querySelector("#alarms tbody").replaceChildren();
 }
 
 async function refresh() {
+  if (inFlight) return;
+  inFlight = true;
   try {
     const reply = await fetch("/api/status", { cache: "no-store", signal: AbortSignal.timeout(STALE_MS) });
     if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
     render(await reply.json());
-    lastOk = Date.now();
+    lastOk = performance.now();
+    lastOkWall = new Date();
     document.body.classList.remove("stale");
     await refreshEvents();
   } catch (error) {
     // nothing to do here: checkStale decides what is shown
+  } finally {
+    inFlight = false;
   }
 }
 
 function checkStale() {
-  if (Date.now() - lastOk > STALE_MS) showStale();
+  if (performance.now() - lastOk > STALE_MS) showStale();
 }
 
 async function refreshEvents() {
-  const reply = await fetch(`/api/events?after=${lastEventId}`, { cache: "no-store" });
+  const reply = await fetch(`/api/events?after=${lastEventId}`,
+                            { cache: "no-store", signal: AbortSignal.timeout(STALE_MS) });
   if (!reply.ok) return;
   const body = document.querySelector("#events tbody");
   for (const e of (await reply.json()).events) {

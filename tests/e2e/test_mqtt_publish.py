@@ -110,7 +110,7 @@ def test_state_and_events_reach_the_broker_and_a_killed_daemon_is_seen_offline(c
     try:
         wait_until(lambda: (watcher.latest("status") or {}).get("online") is True, 10, "status online")
         wait_until(lambda: (watcher.latest("device/gate-1") or {}).get("state") == "closed", 10, "gate-1 closed")
-        assert (watcher.latest("lane/lane-1") or {}).get("mode") in ("secured", "unknown")
+        wait_until(lambda: (watcher.latest("lane/lane-1") or {}).get("mode") == "secured", 10, "lane-1 secured")
         assert procs.ctl("open", "gate-1")[0] == 0
         wait_until(lambda: (watcher.latest("device/gate-1") or {}).get("state") == "open", 10, "gate-1 open")
         commands = [e for e in watcher.events() if e["kind"] == "command" and e["subject"] == "gate-1"]
@@ -133,6 +133,8 @@ def test_a_clean_stop_publishes_every_device_unknown_and_retained_states_expire(
         wait_until(lambda: (watcher.latest("status") or {}).get("reason") == "barrierd stopped", 10, "offline")
         for name in ("gate-1", "blocker-1", "signal-1", "bay-entry"):
             assert watcher.latest(f"device/{name}")["state"] == "unknown"
+        assert watcher.latest("lane/lane-1")["mode"] == "unknown" and watcher.latest("plc/plc-bay")["comms"] == "unknown"
+        assert watcher.latest("lockdown")["active"] is None
     finally:
         watcher.close()
     # A command centre connecting later: the retained states expire (3 × refresh_s = 6 s) once barrierd is

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import urllib.error
 import urllib.request
 
 import pytest
@@ -65,12 +66,22 @@ def test_the_panel_follows_a_device_and_shows_no_state_once_barrierd_is_gone(pan
         wait_until(lambda: shown_state(driver, "gate-1") == "open", 10, "gate-1 open on the panel")
         wait_until(lambda: "open → done" in driver.find_element(By.ID, "events").text, 5, "the command listed")
 
+        procs.daemon.send_signal(signal.SIGSTOP)  # hung, not gone: the page's requests get no answer at all
+        try:
+            wait_until(lambda: shown_state(driver, "gate-1") == "no data", 5, "no state while barrierd hangs")
+            states = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#devices td.state")]
+            assert states and set(states) == {"no data"}, states
+            comms = [row.find_elements(By.TAG_NAME, "td")[1].text
+                     for row in driver.find_elements(By.CSS_SELECTOR, "#plcs tbody tr")]
+            assert comms and set(comms) == {"no data"}, comms
+            assert "not answering" in driver.find_element(By.ID, "banner").text
+        finally:
+            procs.daemon.send_signal(signal.SIGCONT)
+        wait_until(lambda: shown_state(driver, "gate-1") == "open", 10, "gate-1 shown again once barrierd answers")
+
         procs.daemon.send_signal(signal.SIGKILL)
         procs.daemon.wait(timeout=10)
         wait_until(lambda: shown_state(driver, "gate-1") == "no data", 5, "no state once barrierd is gone")
-        states = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#devices td.state")]
-        assert states and set(states) == {"no data"}, states
-        assert "not answering" in driver.find_element(By.ID, "banner").text
     finally:
         driver.quit()
 
@@ -84,6 +95,18 @@ def test_the_panel_api_serves_the_status_and_the_events(panel_site):
     with urllib.request.urlopen(url + "api/events?after=0", timeout=5) as reply:
         events = json.load(reply)["events"]
     assert any(e["summary"] == "barrierd started" for e in events)
+    for bad in ("x", str(2**70), "-1"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + f"api/events?after={bad}", timeout=5)
+        assert refused.value.code == 400, bad
+
+
+def test_the_panel_turns_away_a_request_addressed_to_another_host_name(panel_site):
+    """DNS rebinding: a page from elsewhere, its name re-pointed at 127.0.0.1, still sends its own Host."""
+    _procs, url = panel_site
+    request = urllib.request.Request(url + "api/status", headers={"Host": "attacker.example"})
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(url + "api/events?after=x", timeout=5)
-    assert refused.value.code == 400
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 421
+    with urllib.request.urlopen(url.replace("127.0.0.1", "localhost") + "api/status", timeout=5) as reply:
+        assert reply.status == 200
