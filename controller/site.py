@@ -178,6 +178,8 @@ class Site:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for device in self.devices.values():
+            device.detach()
 
     def devices_on(self, plc: str) -> list[Device]:
         return self._devices_by_plc[plc]

@@ -26,6 +26,38 @@ class TimedMachine(AsyncMachine):
     """AsyncMachine whose states may carry a `timeout` and an `on_timeout` trigger."""
 
 
+_MACHINES: dict[tuple[type, float], TimedMachine] = {}
+
+
+def machine_for(kind: type[Device], travel_limit_s: float) -> TimedMachine:
+    """The one machine shared by every device of a kind with the same travel limit (each device is a
+    model of it, with its own state, queue and timer): 66 transitions once, not once per device."""
+    key = (kind, travel_limit_s)
+    if (machine := _MACHINES.get(key)) is not None:
+        return machine
+    states = [
+        {"name": s, "timeout": travel_limit_s, "on_timeout": "travel_timed_out"} if s in kind.TIMED_STATES else s
+        for s in kind.STATES
+    ]
+    machine = TimedMachine(
+        model=None,
+        states=states,
+        initial="unknown",
+        queued="model",
+        auto_transitions=False,
+        send_event=True,
+        after_state_change="_state_changed",
+    )
+    for target in kind.STATES:
+        for source in kind.STATES:
+            # Seeing the state it is already in is an internal transition: no exit, no timer restart.
+            machine.add_transition(f"sense_{target}", source, None if source == target else target)
+    if kind.TIMED_STATES:
+        machine.add_transition("travel_timed_out", list(kind.TIMED_STATES), "fault", before="_latch_travel_timeout")
+    _MACHINES[key] = machine
+    return machine
+
+
 class DeviceNotReached(Exception):
     """A device did not reach the state a sequence waits for."""
 
@@ -86,28 +118,12 @@ class Device:
         self._in_force_until = 0.0  # loop time until which the last command may still move the device
         self._goal_reached = False  # the previous reading showed the command's goal: it ends with this one
         self.opening_pending = 0  # opening commands checked and not yet answered by the PLC
-        travel_limit = cfg.travel_s * cfg.travel_factor
-        states = [
-            {"name": s, "timeout": travel_limit, "on_timeout": "travel_timed_out"} if s in self.TIMED_STATES else s
-            for s in self.STATES
-        ]
-        self.machine = TimedMachine(
-            model=self,
-            states=states,
-            initial="unknown",
-            queued="model",
-            auto_transitions=False,
-            send_event=True,
-            after_state_change="_state_changed",
-        )
-        for target in self.STATES:
-            for source in self.STATES:
-                # Seeing the state it is already in is an internal transition: no exit, no timer restart.
-                self.machine.add_transition(f"sense_{target}", source, None if source == target else target)
-        if self.TIMED_STATES:
-            self.machine.add_transition(
-                "travel_timed_out", list(self.TIMED_STATES), "fault", before="_latch_travel_timeout"
-            )
+        self.machine = machine_for(type(self), cfg.travel_s * cfg.travel_factor)
+        self.machine.add_model(self)
+
+    def detach(self) -> None:
+        """Leave the shared machine (when the site that owns the device stops)."""
+        self.machine.remove_model(self)
 
     # ----- feedback ---------------------------------------------------------------------------
 
