@@ -28,6 +28,13 @@ LEAF_STATUS_ALARMS = {
     Status.MANUAL_RELEASE: "MANUAL_RELEASE",
     Status.EFO_ACTIVE: "EFO_ACTIVE",
 }
+# The same tests as int masks, with their texts made once: these run for every device on every poll.
+_PLC_ALARM_BITS = tuple((int(flag), code, f"PLC_STATUS {flag.name}") for flag, code in PLC_STATUS_ALARMS.items())
+_LEAF_ALARM_BITS = tuple((int(flag), code, f"STATUS {flag.name}") for flag, code in LEAF_STATUS_ALARMS.items())
+_DRIVE_FAULT, _AT_OPEN, _AT_CLOSED = int(Status.DRIVE_FAULT), int(Status.AT_OPEN), int(Status.AT_CLOSED)
+_LIMITS = _AT_OPEN | _AT_CLOSED
+_MOVING = int(Status.MOVING_OPEN | Status.MOVING_CLOSE)
+_LAMP_FAULT, _SIGNAL_LOCAL = int(SignalStatus.LAMP_FAULT), int(SignalStatus.LOCAL)
 PROBLEM_ALARMS = {
     Problem.FROZEN: "PLC_FROZEN",
     Problem.WRONG_PROGRAM: "WRONG_PROGRAM",
@@ -58,8 +65,8 @@ class PlcConditions:
             found["WATCHDOG_NOT_ARMED"] = (f"WATCHDOG_TIMEOUT_MS reads {reading.watchdog_readback},"
                                            f" configured {self.cfg.watchdog_ms}")
         if reading.snapshot is not None:
-            bits = PlcStatus(reading.snapshot.plc_status)
-            self.status_bits = {code: f"PLC_STATUS {flag.name}" for flag, code in PLC_STATUS_ALARMS.items() if flag in bits}
+            bits = reading.snapshot.plc_status
+            self.status_bits = {code: text for bit, code, text in _PLC_ALARM_BITS if bits & bit}
         return found | self.status_bits
 
 
@@ -90,25 +97,24 @@ class DeviceWatch:
 
     def _status_conditions(self, slot: SlotSnapshot) -> dict[str, str]:
         found: dict[str, str] = {}
+        status = slot.status
         if self.device.KIND == Kind.TRAFFIC_SIGNAL:
-            if slot.status & SignalStatus.LAMP_FAULT:
+            if status & _LAMP_FAULT:
                 found["LAMP_FAULT"] = "STATUS LAMP_FAULT"
-            if slot.status & SignalStatus.LOCAL:
+            if status & _SIGNAL_LOCAL:
                 found["LOCAL_CONTROL"] = "STATUS LOCAL"
             return found
-        status = Status(slot.status)
-        if Status.DRIVE_FAULT in status or slot.fault_code:
+        if status & _DRIVE_FAULT or slot.fault_code:
             found["DRIVE_FAULT"] = f"FAULT_CODE {slot.fault_code}: {fault_text(slot.fault_code)}"
-        if Status.AT_OPEN in status and Status.AT_CLOSED in status:
+        if status & _LIMITS == _LIMITS:
             found["BOTH_LIMITS"] = "AT_OPEN and AT_CLOSED both made"
-        for flag, code in LEAF_STATUS_ALARMS.items():
-            if flag in status:
-                found[code] = f"STATUS {flag.name}"
+        for bit, code, text in _LEAF_ALARM_BITS:
+            if status & bit:
+                found[code] = text
         return found
 
     def _movement(self, before: SlotSnapshot, now_slot: SlotSnapshot, now: float) -> None:
-        limits = Status.AT_OPEN | Status.AT_CLOSED
-        moving_bits = Status.MOVING_OPEN | Status.MOVING_CLOSE
+        limits, moving_bits = _LIMITS, _MOVING
         moved = (
             before.position is not None and now_slot.position is not None
             and abs(now_slot.position - before.position) > POSITION_NOISE

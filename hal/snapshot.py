@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hal.errors import BadReplyError
 from hal.profile import (
@@ -20,9 +21,8 @@ from hal.profile import (
 )
 
 
-@dataclass(frozen=True)
-class SlotSnapshot:
-    """One device slot as the PLC reported it in one poll."""
+class SlotSnapshot(NamedTuple):
+    """One device slot as the PLC reported it in one poll (a NamedTuple: built for every slot of every poll)."""
 
     kind: Kind
     status: int
@@ -51,28 +51,36 @@ class PlcSnapshot:
     read_at: float  # event-loop time of the reply
 
 
+# Register offsets as plain ints and the KIND codes as a dict: this runs for every slot of every poll,
+# where IntEnum indexing and Enum lookup cost several times a plain one.
+_KIND, _STATUS, _POSITION = int(SlotInput.KIND), int(SlotInput.STATUS), int(SlotInput.POSITION)
+_ACK_SEQ, _ACK_RESULT, _FAULT_CODE = int(SlotInput.ACK_SEQ), int(SlotInput.ACK_RESULT), int(SlotInput.FAULT_CODE)
+_ANALOG_1, _ANALOG_2 = int(SlotInput.ANALOG_1), int(SlotInput.ANALOG_2)
+_LAST_TRAVEL_MS, _CYCLE_COUNT = int(SlotInput.LAST_TRAVEL_MS), int(SlotInput.CYCLE_COUNT)
+_KINDS = {int(kind): kind for kind in Kind}
+
+
 def decode_slot(words: list[int], slot: int) -> SlotSnapshot:
     """Decode the 12 registers of one slot; BadReplyError on a value the profile does not allow."""
     if len(words) != SLOT_STRIDE:
         raise BadReplyError(f"slot {slot}: {len(words)} registers, expected {SLOT_STRIDE}")
-    try:
-        kind = Kind(words[SlotInput.KIND])
-    except ValueError:
-        raise BadReplyError(f"slot {slot}: KIND {words[SlotInput.KIND]} is not a known kind") from None
-    position = words[SlotInput.POSITION]
+    kind = _KINDS.get(words[_KIND])
+    if kind is None:
+        raise BadReplyError(f"slot {slot}: KIND {words[_KIND]} is not a known kind")
+    position = words[_POSITION]
     if position != POSITION_NO_ENCODER and position > POSITION_CLOSED:
         raise BadReplyError(f"slot {slot}: POSITION {position} outside 0..{POSITION_CLOSED}")
     return SlotSnapshot(
-        kind=kind,
-        status=words[SlotInput.STATUS],
-        position=None if position == POSITION_NO_ENCODER else position,
-        ack_seq=words[SlotInput.ACK_SEQ],
-        ack_result=words[SlotInput.ACK_RESULT],
-        fault_code=words[SlotInput.FAULT_CODE],
-        analog_1=words[SlotInput.ANALOG_1],
-        analog_2=to_signed16(words[SlotInput.ANALOG_2]),
-        last_travel_ms=words[SlotInput.LAST_TRAVEL_MS],
-        cycle_count=join_u32(words[SlotInput.CYCLE_COUNT], words[SlotInput.CYCLE_COUNT + 1]),
+        kind,
+        words[_STATUS],
+        None if position == POSITION_NO_ENCODER else position,
+        words[_ACK_SEQ],
+        words[_ACK_RESULT],
+        words[_FAULT_CODE],
+        words[_ANALOG_1],
+        to_signed16(words[_ANALOG_2]),
+        words[_LAST_TRAVEL_MS],
+        join_u32(words[_CYCLE_COUNT], words[_CYCLE_COUNT + 1]),
     )
 
 

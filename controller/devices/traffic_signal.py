@@ -7,11 +7,15 @@ from hal.profile import Kind, SignalCommand, SignalStatus
 from hal.snapshot import SlotSnapshot
 
 
+
+_LAMP_FAULT, _LOCAL = int(SignalStatus.LAMP_FAULT), int(SignalStatus.LOCAL)
+_GREEN, _RED = int(SignalStatus.GREEN), int(SignalStatus.RED)
+
 class TrafficSignal(Device):
     KIND = Kind.TRAFFIC_SIGNAL
     STATES = ("unknown", "red", "green", "fault", "local")
     STATUS_BITS = SignalStatus
-    LOCAL_BITS = SignalStatus.LOCAL
+    LOCAL_BITS = int(SignalStatus.LOCAL)
     VERBS = {"green": SignalCommand.GREEN, "red": SignalCommand.RED, "reset": SignalCommand.RESET}
     OPENING_VERBS = frozenset({"green"})
     SECURE_VERB = LOCKDOWN_VERB = "red"
@@ -19,12 +23,12 @@ class TrafficSignal(Device):
     SECURED_STATE, OPEN_STATE = "red", "green"
 
     def derive_state(self, slot: SlotSnapshot) -> tuple[str, str]:
-        status = SignalStatus(slot.status)
-        if SignalStatus.LAMP_FAULT in status:
+        status = slot.status  # int masks: every signal on every poll
+        if status & _LAMP_FAULT:
             return "fault", "lamp fault"
-        if SignalStatus.LOCAL in status:
+        if status & _LOCAL:
             return "local", "signal under local control"
-        green, red = SignalStatus.GREEN in status, SignalStatus.RED in status
+        green, red = bool(status & _GREEN), bool(status & _RED)
         if green and not red:
             return "green", "green shown"
         if red and not green:
