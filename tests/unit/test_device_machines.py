@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from config.schema import DeviceSection
@@ -32,3 +34,20 @@ async def test_devices_of_a_kind_share_a_machine_and_keep_their_own_state():
     assert one not in one.machine.models and two in two.machine.models
     two.detach()
     slower.detach()
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_each_device_of_a_shared_machine_has_its_own_travel_timer():
+    one, two = gate("gate-1"), gate("gate-2")  # travel 3 s × factor 1.5: 4.5 s allowed
+    assert one.machine is two.machine
+    for device in (one, two):
+        await device.observe(Quality.GOOD, closed_gate_slot(Status.MOVING_OPEN), None)
+    assert (one.state, two.state) == ("opening", "opening")
+    await asyncio.sleep(2.0)
+    await two.observe(Quality.GOOD, closed_gate_slot(Status.AT_OPEN), None)  # gate-2 arrives in time
+    await asyncio.sleep(3.0)  # 5 s since gate-1 started opening
+    assert one.state == "fault" and "travel timeout" in (one.latched_fault or "")
+    assert two.state == "open" and two.latched_fault is None
+    one.detach()
+    two.detach()
