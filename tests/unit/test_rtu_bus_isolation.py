@@ -11,7 +11,7 @@ from hal.bus import UNIT_RETRY_MAX_S, UNIT_RETRY_MIN_S, Bus
 from hal.errors import CommsError
 from hal.profile import AckResult, Command, HeaderHolding, Kind, SlotHolding, slot_base
 from hal.unit import CommandOutcome, Quality, UnitSpec
-from tests.unit.test_hal_bus import Call, FakeTransport, Readings, running, until
+from tests.unit.bus_rig import Call, FakeTransport, Readings, running, until
 
 pytestmark = pytest.mark.timeout(30)
 
