@@ -47,6 +47,8 @@ CODES: dict[str, AlarmCode] = {
         AlarmCode("LAMP_FAULT", Severity.FAULT, "signal lamp fault"),
         AlarmCode("LOCAL_CONTROL", Severity.WARNING, "slot under local control"),
         AlarmCode("MANUAL_RELEASE", Severity.WARNING, "hand crank or manual pump engaged"),
+        AlarmCode("STORAGE_FAILED", Severity.FAULT, "the event store cannot write: only securing commands are "
+                  "carried out; records are kept in memory and the journal until it can"),
         AlarmCode("EFO_ACTIVE", Severity.INFO, "emergency fast operation latched; reset after the lockdown"),
     )
 }

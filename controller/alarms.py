@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 
 import structlog
 
 from controller.alarm_codes import CODES, Severity
+from controller.storage import Storage
 
 log = structlog.get_logger("controller.alarms")
 
@@ -52,10 +52,11 @@ class Alarm:
 class AlarmBoard:
     """Alarms keyed by (code, subject): a condition alarm clears when its condition goes, a latched one on ack."""
 
-    def __init__(self, db: sqlite3.Connection, on_event=None):
-        self._db = db
-        self._db.executescript(SCHEMA)
+    def __init__(self, storage: Storage, on_event=None):
+        self._storage = storage
+        storage.add_schema(SCHEMA)
         self._on_event = on_event
+        self._next_id = 1  # ids are given here, not by SQLite: an alarm raised while the disk is full has one
         self._alarms: dict[int, Alarm] = {}  # every alarm on the list (active or not yet acknowledged)
         self._active: dict[str, dict[str, Alarm]] = {}  # subject → code → its active alarm
         self._restore()
@@ -63,10 +64,12 @@ class AlarmBoard:
     def _restore(self) -> None:
         """Keep latched alarms over a restart; condition alarms are re-derived from fresh reads."""
         now = time.time()
-        rows = self._db.execute(
+        used = self._storage.read("SELECT max(id) FROM alarms")
+        self._next_id = (used[0][0] or 0) + 1 if used else 1
+        rows = self._storage.read(
             "SELECT id, code, subject, severity, message, raised_at, cleared_at, acked_by, acked_at FROM alarms"
             " WHERE cleared_at IS NULL OR acked_at IS NULL"
-        ).fetchall()
+        )
         for row in rows:
             alarm = Alarm(*row)
             self._alarms[alarm.id] = alarm
@@ -77,9 +80,11 @@ class AlarmBoard:
                 self._save(alarm)
 
     def _save(self, alarm: Alarm) -> None:
-        self._db.execute(
-            "UPDATE alarms SET message = ?, cleared_at = ?, acked_by = ?, acked_at = ? WHERE id = ?",
-            (alarm.message, alarm.cleared_at, alarm.acked_by, alarm.acked_at, alarm.id),
+        values = (alarm.message, alarm.cleared_at, alarm.acked_by, alarm.acked_at, alarm.id)
+        self._storage.write(
+            lambda db: db.execute(
+                "UPDATE alarms SET message = ?, cleared_at = ?, acked_by = ?, acked_at = ? WHERE id = ?", values),
+            {"table": "alarms", "alarm": asdict(alarm)}, essential=CODES[alarm.code].latched,
         )
         if not alarm.active:
             on_subject = self._active.get(alarm.subject, {})
@@ -96,12 +101,15 @@ class AlarmBoard:
         if (existing := self._active_alarm(code, subject)) is not None:
             return existing
         spec = CODES[code]
-        now = time.time()
-        cur = self._db.execute(
-            "INSERT INTO alarms (code, subject, severity, message, raised_at) VALUES (?, ?, ?, ?, ?)",
-            (code, subject, spec.severity.name.lower(), message, now),
+        alarm = Alarm(self._next_id, code, subject, spec.severity.name.lower(), message, time.time())
+        self._next_id += 1
+        row = astuple(alarm)
+        self._storage.write(
+            lambda db: db.execute(
+                "INSERT INTO alarms (id, code, subject, severity, message, raised_at, cleared_at, acked_by, acked_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row),
+            {"table": "alarms", "alarm": asdict(alarm)}, essential=spec.latched,
         )
-        alarm = Alarm(int(cur.lastrowid), code, subject, spec.severity.name.lower(), message, now)
         self._alarms[alarm.id] = alarm
         self._active.setdefault(subject, {})[code] = alarm
         log.warning("alarm_raised", alarm_id=alarm.id, code=code, subject=subject, severity=alarm.severity, reason=message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from controller.interlocks import Refused
 from controller.lanes import SequenceFailed
 from controller.lockdown import lock_down, new_latch
 from controller.site import Site
+from controller.storage import StorageFailed
 
 log = structlog.get_logger("controller.commands")
 
@@ -73,32 +75,78 @@ class Registry:
         self.entries[name] = (role, handler)
 
     async def dispatch(self, site: Site, request: dict, caller: Caller) -> Reply:
-        """Run one request; every request, allowed or refused, is recorded with its caller."""
+        """Run one request. Every request, allowed or refused, is recorded with its caller; one that acts is
+        recorded (durably) before it acts, or it does not act — except securing commands, which always go
+        through and are written to the store once it takes writes again."""
         name = request.get("command")
         args = request.get("args") or {}
-        if not isinstance(name, str) or name not in self.entries or not isinstance(args, dict):
-            reply = Reply(ExitCode.USAGE, f"unknown command {name!r}; known: {', '.join(sorted(self.entries))}")
+        known = isinstance(name, str) and name in self.entries
+        if not known or not isinstance(args, dict):
+            reply = Reply(ExitCode.USAGE, f"unknown command {_shown(name)}; known: {', '.join(sorted(self.entries))}")
+            name, args = _shown(name), {"not_stored": f"{len(json.dumps(args, default=str))} bytes of arguments"}
+        elif (bad := _not_unicode(args)) is not None:
+            reply = Reply(ExitCode.USAGE, f"{bad} is not valid Unicode (UTF-8); nothing done")
+            args = {"not_stored": "arguments that are not valid Unicode"}
         else:
-            role, handler = self.entries[name]
-            if Role[caller.role.upper()] < role:
-                reply = Reply(
-                    ExitCode.NOT_AUTHORISED,
-                    f"{name} needs role {role.label}; {caller.user} (uid {caller.uid}) has {caller.role}",
-                )
-            else:
-                try:
-                    reply = await handler(site, {**args, "verb": name}, caller)
-                except CommandFailed as exc:
-                    reply = Reply(exc.code, str(exc))
-                except Refused as exc:
-                    reply = Reply(ExitCode.REFUSED, str(exc))
-                except (ActionFailed, SequenceFailed) as exc:
-                    reply = Reply(ExitCode.ERROR, str(exc))
+            reply = await self._authorised(site, name, args, caller)
         if name not in READ_ONLY:
-            site.store.record_command(caller, str(name), args, OUTCOME[reply.code], int(reply.code), reply.message)
+            command_id = site.store.record_command(caller, str(name), args, OUTCOME[reply.code], int(reply.code),
+                                                   reply.message)
             log.info("command", command=name, args=args, uid=caller.uid, user=caller.user, pid=caller.pid,
                      outcome=OUTCOME[reply.code], message=reply.message)
+            if command_id is None:
+                reply.message += f" [not recorded yet: {site.store.storage.problem}; kept until the store takes writes]"
         return reply
+
+    async def _authorised(self, site: Site, name: str, args: dict, caller: Caller) -> Reply:
+        role, handler = self.entries[name]
+        if Role[caller.role.upper()] < role:
+            return Reply(ExitCode.NOT_AUTHORISED,
+                         f"{name} needs role {role.label}; {caller.user} (uid {caller.uid}) has {caller.role}")
+        if name not in READ_ONLY:
+            try:
+                site.store.record_request(caller, name, args, required=name not in SECURING)
+            except StorageFailed as exc:
+                return Reply(ExitCode.REFUSED,
+                             f"refused by rule storage_unavailable: {name} cannot be recorded ({exc}); nothing done. "
+                             f"Securing commands ({', '.join(sorted(SECURING))}) still go through")
+        try:
+            return await handler(site, {**args, "verb": name}, caller)
+        except CommandFailed as exc:
+            return Reply(exc.code, str(exc))
+        except Refused as exc:
+            return Reply(ExitCode.REFUSED, str(exc))
+        except (ActionFailed, SequenceFailed) as exc:
+            return Reply(ExitCode.ERROR, str(exc))
+
+
+# Commands that only make the site safer (or halt motion): carried out even when they cannot be recorded first.
+SECURING = frozenset({"close", "raise", "red", "stop", "lane_secure", "lockdown"})
+MAX_SHOWN_NAME = 64
+
+
+def _shown(name: object) -> str:
+    """An unknown command's name as recorded and echoed: its repr, cut short."""
+    text = repr(name)
+    return text if len(text) <= MAX_SHOWN_NAME else text[:MAX_SHOWN_NAME] + "…"
+
+
+def _not_unicode(value: object, where: str = "args") -> str | None:
+    """Where a text in the request is not valid Unicode (a lone surrogate), or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if (bad := _not_unicode(key, f"{where} key")) or (bad := _not_unicode(item, f"{where}.{key}")):
+                return bad
+    elif isinstance(value, list):
+        for item in value:
+            if bad := _not_unicode(item, where):
+                return bad
+    return None
 
 
 READ_ONLY = frozenset({"status", "events", "alarms", "audit_verify"})
@@ -111,15 +159,22 @@ async def status(site: Site, args: dict, caller: Caller) -> Reply:
 async def events(site: Site, args: dict, caller: Caller) -> Reply:
     limit = args.get("limit", 50)
     after = args.get("after", 0)
-    if not isinstance(limit, int) or not 1 <= limit <= 10_000 or not isinstance(after, int):
-        raise CommandFailed(ExitCode.USAGE, "limit must be a whole number 1..10000")
+    if not _whole(limit) or not 1 <= limit <= 10_000 or not _whole(after) or not 0 <= after < 2**63:
+        raise CommandFailed(ExitCode.USAGE, "limit must be a whole number 1..10000, after an event id (0 or more)")
     return Reply(ExitCode.DONE, "ok", {"events": site.store.recent_events(limit, after)})
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 async def audit_verify(site: Site, args: dict, caller: Caller) -> Reply:
     """Check the seal of every event and command row (in a thread: the bus tasks keep running)."""
     store = site.store
-    reports = store.verify_audit() if store.in_memory else await asyncio.to_thread(store.verify_audit)
+    try:
+        reports = store.verify_audit() if store.in_memory else await asyncio.to_thread(store.verify_audit)
+    except StorageFailed as exc:
+        return Reply(ExitCode.ERROR, f"audit trail cannot be read: {exc}")
     data = {"tables": [dataclasses.asdict(r) | {"intact": r.intact} for r in reports]}
     text = "; ".join(r.describe() for r in reports)
     if all(r.intact for r in reports):
@@ -220,6 +275,10 @@ async def maintenance(site: Site, args: dict, caller: Caller) -> Reply:
             raise Refused("lockdown", f"lane {lane.name} is in lockdown; release it first")
         if lane.mode == "maintenance":
             raise Refused("already_in_maintenance", f"lane {lane.name} is already in maintenance")
+        try:  # not a securing latch: shown only once it is on disk
+            site.store.save_mode(f"lane:{lane.name}", "maintenance", caller.user, reason, required=True)
+        except StorageFailed as exc:
+            raise Refused("storage_unavailable", f"maintenance of lane {lane.name} cannot be persisted ({exc})") from exc
         lane.cancel_sequence()
         await lane.enter_maintenance(by=caller.user, reason=reason)
     else:
@@ -236,7 +295,7 @@ async def alarms(site: Site, args: dict, caller: Caller) -> Reply:
 
 async def ack(site: Site, args: dict, caller: Caller) -> Reply:
     alarm_id = args.get("alarm")
-    if not isinstance(alarm_id, int):
+    if not _whole(alarm_id) or not 0 < alarm_id < 2**63:
         raise CommandFailed(ExitCode.USAGE, "ack takes an alarm number (see barrierctl alarms)")
     alarm = site.alarms.ack(alarm_id, caller.user)
     if alarm is None:

@@ -63,7 +63,10 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     log.info("audit_head", when="start", **store.audit_heads())  # a copy of the seals outside the database
+    if store.storage.problem is not None:  # supervise all the same; securing commands still go through
+        log.error("barrierd_cannot_record", problem=store.storage.problem, state_dir=str(state_dir))
     store.record_event("daemon", "site", "barrierd started", pid=os.getpid(), config=cfg.site.name)
+    retrying = asyncio.create_task(store.storage.keep_retrying(), name="store-retry")
     await site.start()
     await control.start()
     log.info("barrierd_ready", site=cfg.site.name, socket=str(socket_path), state_dir=str(state_dir),
@@ -79,6 +82,7 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
         log.info("barrierd_stopping")
         systemd.notify(STOPPING=1)
         watchdog.cancel()
+        retrying.cancel()
         await control.stop()
         if panel is not None:
             await panel.stop()

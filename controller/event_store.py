@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from controller.audit import SEALED_COLUMNS, Chain, ChainReport, load_or_create_key, verify
+from controller.storage import Storage, StorageFailed
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -64,138 +65,201 @@ class Caller:
 
 
 class EventStore:
-    """Append-only log in one SQLite file; writes are committed one by one so a crash loses nothing."""
+    """Append-only log in one SQLite file, on a Storage that keeps writes in order while the disk refuses them.
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    Command rows and latches are written durably (fsync) before barrierd answers; state changes are not.
+    """
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.monotonic):
         self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        for table in SEALED_COLUMNS:  # a file from before the audit seal: its rows stay unsealed
-            if "mac" not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN mac TEXT")
-        self._in_memory = str(path) == ":memory:"
-        self._key = load_or_create_key(None if self._in_memory else path.with_name(path.name + ".audit-key"))
-        self._events = Chain(self._db, self._key, "events")
-        self._commands = Chain(self._db, self._key, "commands")
+        self._key: bytes | None = None
+        self._events: Chain | None = None
+        self._commands: Chain | None = None
+        self.storage = Storage(path, SCHEMA, self._on_open, clock=clock)
         self.in_flight: set[str] = set(self.load_in_flight())
-        self.listeners: list[Callable[[dict], None]] = []  # told of every event once it is stored
+        self.listeners: list[Callable[[dict], None]] = []  # told of every event once it is recorded
+        self.unsaved_scopes: set[str] = set()  # latches (modes) whose last change is not yet on disk
+
+    def _on_open(self, db: sqlite3.Connection) -> None:
+        """Run on every (re)open: seal column on older files, the key, the end of each chain."""
+        for table in SEALED_COLUMNS:  # a file from before the audit seal: its rows stay unsealed
+            if "mac" not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN mac TEXT")
+        if self._key is None:
+            self._key = load_or_create_key(None if self.in_memory else self.path.with_name(self.path.name + ".audit-key"))
+        self._events = Chain(db, self._key, "events")
+        self._commands = Chain(db, self._key, "commands")
 
     @property
-    def db(self) -> sqlite3.Connection:
-        return self._db
+    def in_memory(self) -> bool:
+        return str(self.path) == ":memory:"
 
     def close(self) -> None:
-        self._db.close()
+        self.storage.close()
 
-    def record_event(self, kind: str, subject: str, summary: str, **data) -> int:
-        values = (time.time(), kind, subject, summary, json.dumps(data, default=str))
-        event_id = self._append("events", self._events, values)
+    def health(self) -> dict:
+        return self.storage.health()
+
+    def record_event(self, kind: str, subject: str, summary: str, *, durable: bool = False, essential: bool = False,
+                     required: bool = False, **data) -> int | None:
+        """Append an event; its id, or None when it was kept to be written later (see Storage.write)."""
+        values = (time.time(), _text(kind), _text(subject), _text(summary), json.dumps(data, default=str))
+        detail = {"table": "events", "ts": values[0], "kind": values[1], "subject": values[2],
+                  "summary": values[3], "data": values[4]}
+        event_id = self.storage.write(lambda db: self._append(db, "events", values), detail,
+                                      durable=durable, essential=essential, required=required)
         if self.listeners:
-            event = {"id": event_id, "ts": values[0], "kind": kind, "subject": subject, "summary": summary,
+            event = {"id": event_id, "ts": values[0], "kind": values[1], "subject": values[2], "summary": values[3],
                      "data": json.loads(values[4])}
             for listener in self.listeners:
                 listener(event)
         return event_id
 
-    def _append(self, table: str, chain: Chain, values: tuple) -> int:
+    def _append(self, db: sqlite3.Connection, table: str, values: tuple) -> int:
         """Insert a sealed row at the end of `table`; a row slipped in behind barrierd's back is built upon
         (it stays unverifiable, and `audit verify` names it) rather than losing this one."""
+        chain = self._events if table == "events" else self._commands
+        assert chain is not None
         columns = ", ".join(SEALED_COLUMNS[table]) + ", mac"
         marks = ", ".join("?" * (len(SEALED_COLUMNS[table]) + 1))
         for attempt in (1, 2):
             row, mac = chain.next_row(*values)
             try:
-                self._db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", (*row, mac))  # noqa: S608
+                db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", (*row, mac))  # noqa: S608
             except sqlite3.IntegrityError:
                 if attempt == 2:
                     raise
-                chain.resync(self._db)
+                chain.resync(db)
                 continue
             chain.advance(row[0], mac)
             return int(row[0])
         raise AssertionError("unreachable")
 
-    def record_command(self, caller: Caller, command: str, args: dict, outcome: str, exit_code: int, message: str) -> int:
-        values = (time.time(), caller.uid, caller.user, caller.pid, caller.role, command,
-                  json.dumps(args, default=str), outcome, exit_code, message)
-        command_id = self._append("commands", self._commands, values)
-        self.record_event(
-            "command", args.get("device") or args.get("lane") or "site", f"{caller.user}: {command} → {outcome}",
-            uid=caller.uid, pid=caller.pid, args=args, message=message,
+    def record_request(self, caller: Caller, command: str, args: dict, *, required: bool) -> int | None:
+        """The record made before a command acts (durable). With `required`, StorageFailed if it cannot be
+        written now: the command must then not act."""
+        return self.record_event(
+            "command_requested", _subject(args), f"{caller.user}: {command} requested",
+            durable=True, essential=True, required=required,
+            uid=caller.uid, pid=caller.pid, role=caller.role, command=command, args=args,
         )
+
+    def record_command(self, caller: Caller, command: str, args: dict, outcome: str, exit_code: int,
+                       message: str) -> int | None:
+        """The command row with its outcome (durable), and a short event for the event list."""
+        values = (time.time(), caller.uid, _text(caller.user), caller.pid, caller.role, _text(command),
+                  json.dumps(args, default=str), outcome, exit_code, _text(message))
+        detail = {"table": "commands", "ts": values[0], "uid": caller.uid, "user": values[2], "pid": caller.pid,
+                  "role": caller.role, "command": values[5], "args": values[6], "outcome": outcome,
+                  "exit_code": exit_code, "message": values[9]}
+        command_id = self.storage.write(lambda db: self._append(db, "commands", values), detail,
+                                        durable=True, essential=True)
+        self.record_event("command", _subject(args), f"{values[2]}: {values[5]} → {outcome}",
+                          uid=caller.uid, pid=caller.pid, command_id=command_id, message=values[9])
         return command_id
 
-    def audit_heads(self) -> dict[str, str]:
+    def audit_heads(self) -> dict[str, str | None]:
         """The seal of the last row of each table: worth copying elsewhere (barrierd logs it)."""
-        return {"events": self._events.head, "commands": self._commands.head}
-
-    @property
-    def in_memory(self) -> bool:
-        return self._in_memory
+        return {"events": self._events.head if self._events else None,
+                "commands": self._commands.head if self._commands else None}
 
     def verify_audit(self) -> list[ChainReport]:
         """Check every seal; on its own read-only connection (safe in a thread) unless the store is in memory
         (then on the store's own connection: call it from the thread that owns the store)."""
-        if self._in_memory:
-            return verify(self._db, self._key)
+        if self._key is None:
+            raise StorageFailed(self.storage.problem or "the event store is not open")
+        if self.in_memory:
+            assert self.storage.db is not None
+            return verify(self.storage.db, self._key)
         db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
         try:
             return verify(db, self._key)
         finally:
             db.close()
 
-    def save_mode(self, scope: str, mode: str, by: str, reason: str) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO modes (scope, mode, by, reason, since) VALUES (?, ?, ?, ?, ?)",
-            (scope, mode, by, reason, time.time()),
-        )
+    # ----- what survives a restart ----------------------------------------------------------------
 
-    def clear_mode(self, scope: str) -> None:
-        self._db.execute("DELETE FROM modes WHERE scope = ?", (scope,))
+    def save_mode(self, scope: str, mode: str, by: str, reason: str, *, required: bool = False) -> bool:
+        """Persist a latch (durable). False when kept for later (`unsaved_scopes` names it until written);
+        with `required`, StorageFailed instead and nothing kept."""
+        row = (scope, mode, _text(by), _text(reason), time.time())
+        return self._write_mode(scope, lambda db: db.execute(
+            "INSERT OR REPLACE INTO modes (scope, mode, by, reason, since) VALUES (?, ?, ?, ?, ?)", row),
+            {"table": "modes", "scope": scope, "mode": mode, "by": row[2], "reason": row[3]}, required)
+
+    def clear_mode(self, scope: str) -> bool:
+        return self._write_mode(scope, lambda db: db.execute("DELETE FROM modes WHERE scope = ?", (scope,)),
+                                {"table": "modes", "scope": scope, "mode": None}, False)
+
+    def _write_mode(self, scope: str, op, detail: dict, required: bool) -> bool:
+        def saved() -> None:
+            self.unsaved_scopes.discard(scope)
+
+        result = self.storage.write(lambda db: op(db) and True, detail, essential=True, durable=True,
+                                    required=required, on_done=saved)
+        if result is None:
+            self.unsaved_scopes.add(scope)
+            return False
+        return True
 
     def save_in_flight(self, device: str, verb: str, by: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO in_flight (device, verb, by, at) VALUES (?, ?, ?, ?)",
-                         (device, verb, by, time.time()))
+        row = (device, verb, _text(by), time.time())
+        self.storage.write(lambda db: db.execute(
+            "INSERT OR REPLACE INTO in_flight (device, verb, by, at) VALUES (?, ?, ?, ?)", row),
+            {"table": "in_flight", "device": device, "verb": verb, "by": row[2]})
         self.in_flight.add(device)
 
     def clear_in_flight(self, device: str | None = None) -> None:
         if device is None:
-            self._db.execute("DELETE FROM in_flight")
+            self.storage.write(lambda db: db.execute("DELETE FROM in_flight"), {"table": "in_flight", "device": "*"})
             self.in_flight.clear()
         else:
-            self._db.execute("DELETE FROM in_flight WHERE device = ?", (device,))
+            self.storage.write(lambda db: db.execute("DELETE FROM in_flight WHERE device = ?", (device,)),
+                               {"table": "in_flight", "device": device})
             self.in_flight.discard(device)
 
     def load_in_flight(self) -> dict[str, tuple[str, str, float]]:
-        rows = self._db.execute("SELECT device, verb, by, at FROM in_flight").fetchall()
+        rows = self.storage.read("SELECT device, verb, by, at FROM in_flight")
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     def load_modes(self) -> dict[str, tuple[str, str, str, float]]:
         """scope -> (mode, by, reason, since) as saved before the last stop."""
-        rows = self._db.execute("SELECT scope, mode, by, reason, since FROM modes").fetchall()
+        rows = self.storage.read("SELECT scope, mode, by, reason, since FROM modes")
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
     def recent_events(self, limit: int = 50, after_id: int = 0) -> list[dict]:
-        rows = self._db.execute(
+        rows = self.storage.read(
             "SELECT id, ts, kind, subject, summary, data FROM events WHERE id > ? ORDER BY id DESC LIMIT ?",
             (after_id, limit),
-        ).fetchall()
+        )
         return [
             {"id": r[0], "ts": r[1], "kind": r[2], "subject": r[3], "summary": r[4], "data": json.loads(r[5])}
             for r in reversed(rows)
         ]
 
     def recent_commands(self, limit: int = 50) -> list[dict]:
-        rows = self._db.execute(
+        rows = self.storage.read(
             "SELECT id, ts, uid, user, pid, role, command, args, outcome, exit_code, message"
             " FROM commands ORDER BY id DESC LIMIT ?",
             (limit,),
-        ).fetchall()
+        )
         keys = ("id", "ts", "uid", "user", "pid", "role", "command", "args", "outcome", "exit_code", "message")
         result = [dict(zip(keys, r, strict=True)) for r in reversed(rows)]
         for row in result:
             row["args"] = json.loads(row["args"])
         return result
+
+
+def _subject(args: dict) -> str:
+    subject = args.get("device") or args.get("lane") or "site"
+    return _text(subject) if isinstance(subject, str) else "site"
+
+
+def _text(value: object) -> str:
+    """Text as it can be stored: anything that is not valid Unicode (lone surrogates) is escaped, never lost."""
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

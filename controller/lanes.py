@@ -14,6 +14,7 @@ from controller.actions import ActionFailed, command_device
 from controller.devices import Device
 from controller.devices.base import DeviceNotReached
 from controller.interlocks import Refused, is_secured
+from hal.unit import Quality
 
 if TYPE_CHECKING:
     from controller.site import Site
@@ -54,6 +55,7 @@ class Lane:
         add("settle", ["lockdown", "maintenance", "unknown"], "secured", conditions="_all_secured")
         add("settle", ["lockdown", "maintenance", "unknown"], "open", conditions="_all_open")
         add("settle", ["lockdown", "maintenance", "unknown"], "fault")
+        add("data_lost", ["open", "secured"], "unknown")
         add("enter_maintenance", ["unknown", "open", "secured", "securing", "opening", "fault"], "maintenance")
 
     def restore(self, mode: str, by: str, reason: str, since: float) -> None:
@@ -95,9 +97,17 @@ class Lane:
                                      by=self.by, reason=self.reason)
 
     async def on_devices_read(self) -> None:
-        """First complete reading after start without a saved mode: classify the lane from its devices."""
+        """An open or secured lane whose devices' data are not valid is `unknown`, never its last mode; an
+        `unknown` lane is classified again from its devices once every one is read."""
+        if self.mode in ("open", "secured"):
+            lost = [d for d in self.devices if d.quality is not Quality.GOOD]
+            if lost:
+                detail = ", ".join(f"{d.name} {d.quality.value}" for d in lost)
+                await self.data_lost(reason=f"no valid data: {detail}")
+            return
         if self.mode == "unknown" and all(d.state != "unknown" for d in self.devices):
-            reason = "read at start" if self._all_secured() else f"at start: {self.unsettled_devices()}"
+            when = "data valid again" if self.reason.startswith("no valid data") else "at start"
+            reason = f"read {when}" if self._all_secured() else f"{when}: {self.unsettled_devices()}"
             await self.settle(reason=reason, allow_open=True)
 
     # ----- sequences --------------------------------------------------------------------------

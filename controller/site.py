@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from controller.mqtt_publish import MqttPublisher
 
 log = structlog.get_logger("controller.site")
+STORAGE = "event-store"  # the subject of the storage alarm
 
 
 class UnsupportedConfig(Exception):
@@ -71,7 +72,9 @@ class Site:
         self.audit_break_recorded: tuple[tuple[str, int | None], ...] = ()  # last break `audit verify` recorded
         self.publisher: MqttPublisher | None = None  # set by barrierd when the site has [mqtt]
         self.lane_lockdowns: dict[str, Latch] = {}  # lanes locked down on their own, apart from the site
-        self.alarms = AlarmBoard(store.db, store.record_event)
+        self.alarms = AlarmBoard(store.storage, store.record_event)
+        store.storage.listeners.append(self._storage_changed)
+        self._storage_changed(store.storage.problem)
         self._plc_conditions = {p.name: PlcConditions(p) for p in cfg.plc}
         self._watches = {name: DeviceWatch(device) for name, device in self.devices.items()}
         self._restore_modes()
@@ -107,6 +110,9 @@ class Site:
                                     verb=verb, by=by, at=at)
             log.warning("command_interrupted", device=device, verb=verb, by=by)
         self.store.clear_in_flight()
+
+    def _storage_changed(self, problem: str | None) -> None:
+        self.alarms.sync(STORAGE, {"STORAGE_FAILED": problem} if problem else {})
 
     def lane_of(self, device: str) -> Lane | None:
         return self._lane_of.get(device)
@@ -228,16 +234,25 @@ class Site:
 
     def status(self) -> dict:
         latch = self.lockdown
+        unsaved = self.store.unsaved_scopes
         return {
             "site": self.cfg.site.name,
-            "lockdown": {"by": latch.by, "reason": latch.reason, "since": latch.since} if latch else None,
+            "lockdown": ({"by": latch.by, "reason": latch.reason, "since": latch.since, "persisted": "site" not in unsaved}
+                         if latch else None),
             "lanes": [
                 {"name": lane.name, "mode": lane.mode, "devices": [d.name for d in lane.devices],
-                 "by": lane.by, "reason": lane.reason, "since": lane.since}
+                 "by": lane.by, "reason": lane.reason, "since": lane.since,
+                 "persisted": f"lane:{lane.name}" not in unsaved and f"lockdown:lane:{lane.name}" not in unsaved,
+                 "lockdown": _latch_dict(self.lane_lockdowns.get(lane.name))}
                 for lane in self.lanes.values()
             ],
+            "storage": self.store.health(),
             "devices": [d.as_dict() for d in self.devices.values()],
             "alarms": [a for a in self.alarms.listing() if a["active"]],
             "plcs": [v.as_dict() for v in self.plcs.values()],
             "mqtt": self.publisher.as_dict() if self.publisher is not None else None,
         }
+
+
+def _latch_dict(latch: Latch | None) -> dict | None:
+    return {"by": latch.by, "reason": latch.reason, "since": latch.since} if latch else None

@@ -10,6 +10,7 @@ import pytest
 
 from controller.alarm_codes import CODES, Severity
 from controller.alarms import AlarmBoard
+from controller.storage import Storage
 
 LISTING_KEYS = {"id", "code", "subject", "severity", "message", "raised_at", "cleared_at", "acked_by", "acked_at",
                 "active"}
@@ -19,6 +20,10 @@ def connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(str(path), isolation_level=None)  # as the event store opens it
 
 
+def storage(path: Path) -> Storage:
+    return Storage(path, "")  # the event store's file, without its tables
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "events.sqlite"
@@ -26,7 +31,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def board(db_path: Path) -> AlarmBoard:
-    return AlarmBoard(connect(db_path))
+    return AlarmBoard(storage(db_path))
 
 
 def listed(board: AlarmBoard) -> list[tuple[str, str, bool]]:
@@ -142,7 +147,7 @@ def test_active_on_filters_by_subject_and_least_severity(board):
 
 def test_events_are_recorded_for_raise_clear_and_ack(db_path):
     seen: list[tuple[str, str]] = []
-    board = AlarmBoard(connect(db_path), lambda kind, subject, summary, **data: seen.append((kind, subject)))
+    board = AlarmBoard(storage(db_path), lambda kind, subject, summary, **data: seen.append((kind, subject)))
     alarm = board.raise_alarm("LIMIT_LOST", "gate-1", "AT_CLOSED dropped")
     board.raise_alarm("LIMIT_LOST", "gate-1", "AT_CLOSED dropped")  # already raised: no second event
     board.sync("gate-1", {"OIL_TEMP": "x"})
@@ -153,13 +158,13 @@ def test_events_are_recorded_for_raise_clear_and_ack(db_path):
 
 
 def test_a_restart_keeps_latched_alarms_and_clears_condition_ones(db_path):
-    before = AlarmBoard(connect(db_path))
+    before = AlarmBoard(storage(db_path))
     latched = before.raise_alarm("UNCOMMANDED_MOVEMENT", "gate-1", "forced")
     condition = before.raise_alarm("COMMS_LOST", "plc-lane-1", "timeout")
     done = before.raise_alarm("COMMAND_REJECTED", "gate-2", "REJECTED_INTERLOCK")
     before.ack(done.id, "guard")
 
-    after = AlarmBoard(connect(db_path))  # barrierd restarted on the same event store
+    after = AlarmBoard(storage(db_path))  # barrierd restarted on the same event store
     by_id = {a["id"]: a for a in after.listing()}
     assert set(by_id) == {latched.id, condition.id}
     assert by_id[latched.id]["active"], "a latched alarm waits for its acknowledgement over a restart"
@@ -169,5 +174,5 @@ def test_a_restart_keeps_latched_alarms_and_clears_condition_ones(db_path):
     assert after.raise_alarm("COMMS_LOST", "plc-lane-1", "timeout").id != condition.id
     after.ack(latched.id, "guard")
     assert rows(db_path)[0] == (latched.id, "UNCOMMANDED_MOVEMENT", "gate-1", 0, "guard")
-    third = AlarmBoard(connect(db_path))
+    third = AlarmBoard(storage(db_path))
     assert latched.id not in {a["id"] for a in third.listing()}

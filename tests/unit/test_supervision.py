@@ -4,12 +4,12 @@ lost limits. Readings are fed as Site._on_reading feeds them: the device observe
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
 from config.schema import DeviceSection, PlcSection
 from controller.alarms import AlarmBoard
+from controller.storage import Storage
 from controller.devices import DEVICE_CLASSES
 from controller.supervision import POSITION_NOISE, DeviceWatch, PlcConditions
 from hal.profile import PROFILE_MAGIC, PROFILE_VERSION, FaultCode, Kind, PlcStatus, SignalStatus, Status
@@ -272,7 +272,7 @@ async def test_travel_timeout_is_reported_as_a_latched_event():
 @pytest.mark.asyncio
 async def test_a_travel_timeout_acknowledged_does_not_come_back_while_the_device_awaits_its_reset(tmp_path):
     """As Site._on_reading does: every latched event is raised on the board; the operator acknowledges it."""
-    board = AlarmBoard(sqlite3.connect(str(tmp_path / "events.sqlite"), isolation_level=None))
+    board = AlarmBoard(Storage(tmp_path / "events.sqlite", ""))
     w = Watched(travel_s=3.0)
 
     async def read(snap):
