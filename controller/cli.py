@@ -9,12 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from controller.exit_codes import ExitCode
 from controller.paths import default_socket
-from controller.render import alarms_table, event_lines, events_table, status_tables
+from controller.render import alarms_table, event_lines, events_table, status_tables, status_view
 
 DEVICE_VERBS = {
     "open": "open a device (a blocker: lower it)",
@@ -116,9 +117,9 @@ def watch(sock_path: Path, interval: float, console: Console) -> int:
         while True:
             try:
                 reply = request(sock_path, "status")
-                view = Group(*status_tables(reply["data"]))
+                view = status_view(reply["data"])
             except DaemonUnreachable as exc:
-                view = f"[red]{exc}[/]"
+                view = Text(str(exc), style="red")
             live.update(view, refresh=True)
             time.sleep(interval)
 
