@@ -284,8 +284,7 @@ async def maintenance(site: Site, args: dict, caller: Caller) -> Reply:
     else:
         if lane.mode != "maintenance":
             raise Refused("not_in_maintenance", f"lane {lane.name} is {lane.mode}, not in maintenance")
-        detail = lane.unsettled_devices()
-        await lane.settle(by=caller.user, reason=reason if not detail else f"{reason}; not secured: {detail}")
+        await lane.settle(by=caller.user, reason=reason)
     return Reply(ExitCode.DONE, f"lane {lane.name} is {lane.mode}")
 
 

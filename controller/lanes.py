@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("controller.lanes")
 
-MODES = ("unknown", "open", "securing", "secured", "opening", "lockdown", "maintenance", "fault")
+MODES = ("unknown", "open", "securing", "secured", "opening", "mixed", "lockdown", "maintenance", "fault")
+# Modes read from the devices on every poll, never latched: all secured, all open, some of each, or not known.
+DERIVED = ("secured", "open", "mixed", "unknown")
 REACH_MARGIN_S = 1.0  # a step waits travel time × factor plus this for its device
 
 
@@ -46,23 +48,21 @@ class Lane:
             queued="model", auto_transitions=False, send_event=True, after_state_change="_mode_changed",
         )
         add = self.machine.add_transition
-        add("begin_secure", ["unknown", "open", "secured", "opening", "securing", "fault"], "securing")
+        add("begin_secure", ["unknown", "open", "secured", "mixed", "opening", "securing", "fault"], "securing")
         add("begin_open", ["secured"], "opening")
         add("sequence_done", "securing", "secured")
         add("sequence_done", "opening", "open")
         add("sequence_failed", ["securing", "opening"], "fault")
         add("lock", [m for m in MODES if m != "lockdown"], "lockdown")
-        add("settle", ["lockdown", "maintenance", "unknown"], "secured", conditions="_all_secured")
-        add("settle", ["lockdown", "maintenance", "unknown"], "open", conditions="_all_open")
-        add("settle", ["lockdown", "maintenance", "unknown"], "fault")
-        add("data_lost", ["open", "secured"], "unknown")
-        add("enter_maintenance", ["unknown", "open", "secured", "securing", "opening", "fault"], "maintenance")
+        for target in DERIVED:  # what the devices show, from another shown mode or on leaving a latch
+            add(f"show_{target}", [m for m in (*DERIVED, "lockdown", "maintenance") if m != target], target)
+        add("enter_maintenance", ["unknown", "open", "secured", "mixed", "securing", "opening", "fault"], "maintenance")
 
     def restore(self, mode: str, by: str, reason: str, since: float) -> None:
         """Take the mode saved before a restart; a sequence cut short by the restart becomes a fault."""
         if mode in ("securing", "opening"):
             mode, reason = "fault", f"{mode} interrupted by a restart of barrierd"
-        if mode in ("open", "secured"):
+        if mode in DERIVED:
             return  # not latched: the first complete read decides, so nothing stale is shown
         self.machine.set_state(mode)
         self.by, self.reason, self.since = by, reason, since
@@ -77,14 +77,21 @@ class Lane:
         name = self.cfg.members().get(role)
         return self.site.devices[name] if name is not None else None
 
-    def _all_secured(self, event=None) -> bool:
-        return all(is_secured(d) for d in self.devices)
-
-    def _all_open(self, event=None) -> bool:
-        return all(d.state == d.OPEN_STATE for d in self.devices) and event is not None and event.kwargs.get("allow_open")
-
     def unsettled_devices(self) -> str:
-        return ", ".join(f"{d.name} {d.state}" for d in self.devices if not is_secured(d))
+        return ", ".join(f"{d.name} {d.display_state}" for d in self.devices if not is_secured(d))
+
+    def derived(self) -> tuple[str, str]:
+        """The mode the devices show now, and why: unknown if any device's data are not valid; secured or
+        open if every device is; else mixed, naming the devices that are not secured."""
+        devices = self.devices
+        lost = [d for d in devices if d.quality is not Quality.GOOD]
+        if lost:
+            return "unknown", "no valid data: " + ", ".join(f"{d.name} {d.quality.value}" for d in lost)
+        if all(is_secured(d) for d in devices):
+            return "secured", "every device secured"
+        if all(d.state == d.OPEN_STATE for d in devices):
+            return "open", "every device open"
+        return "mixed", f"not secured: {self.unsettled_devices()}; `lane secure {self.name}` secures it"
 
     async def _mode_changed(self, event) -> None:
         self.reason = event.kwargs.get("reason", "")
@@ -97,18 +104,19 @@ class Lane:
                                      by=self.by, reason=self.reason)
 
     async def on_devices_read(self) -> None:
-        """An open or secured lane whose devices' data are not valid is `unknown`, never its last mode; an
-        `unknown` lane is classified again from its devices once every one is read."""
-        if self.mode in ("open", "secured"):
-            lost = [d for d in self.devices if d.quality is not Quality.GOOD]
-            if lost:
-                detail = ", ".join(f"{d.name} {d.quality.value}" for d in lost)
-                await self.data_lost(reason=f"no valid data: {detail}")
+        """A lane that is not latched shows what its devices report, on every reading."""
+        if self.mode not in DERIVED:
             return
-        if self.mode == "unknown" and all(d.state != "unknown" for d in self.devices):
-            when = "data valid again" if self.reason.startswith("no valid data") else "at start"
-            reason = f"read {when}" if self._all_secured() else f"{when}: {self.unsettled_devices()}"
-            await self.settle(reason=reason, allow_open=True)
+        target, reason = self.derived()
+        if target != self.mode:
+            await self.trigger(f"show_{target}", reason=reason)
+        else:
+            self.reason = reason  # the same mode, other devices named: shown, not recorded
+
+    async def settle(self, by: str = "barrierd", reason: str = "") -> None:
+        """Leave a latch (lockdown, maintenance) for the mode the devices show; nothing moves."""
+        target, why = self.derived()
+        await self.trigger(f"show_{target}", by=by, reason=f"{reason}; {why}" if reason else why)
 
     # ----- sequences --------------------------------------------------------------------------
 

@@ -68,7 +68,7 @@ async def test_maintenance_turns_sequencing_off_and_exit_checks_devices(plant):
     assert not_tech.code is ExitCode.NOT_AUTHORISED
     assert (await run(site, "open", TECH, device="gate-2")).code is ExitCode.DONE
     await run(site, "maintenance_exit", TECH, lane="lane-2", reason="done")
-    assert site.lanes["lane-2"].mode == "fault" and "gate-2 open" in site.lanes["lane-2"].reason
+    assert site.lanes["lane-2"].mode == "mixed" and "gate-2 open" in site.lanes["lane-2"].reason
     await run(site, "maintenance_enter", TECH, lane="lane-2", reason="again")
     await run(site, "close", TECH, device="gate-2")
     await run(site, "maintenance_exit", TECH, lane="lane-2", reason="done")
@@ -103,7 +103,7 @@ async def test_an_unlatched_mode_is_read_again_after_a_restart_not_restored(tmp_
     for device in site.devices.values():
         await fake.feed(device)
     await site.lanes["lane-1"].on_devices_read()
-    assert site.lanes["lane-1"].mode == "fault" and "gate-1 open" in site.lanes["lane-1"].reason
+    assert site.lanes["lane-1"].mode == "mixed" and "gate-1 open" in site.lanes["lane-1"].reason
     store.close()
 
 
@@ -164,3 +164,27 @@ async def test_a_locked_lane_without_a_latch_row_gets_one_that_outlives_a_later_
     await run(site, "lockdown_release", TECH, reason="drill over")
     assert site.lanes["lane-1"].mode == "lockdown", "the lane's own lockdown was lost"
     store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_device_moved_singly_makes_the_lane_show_what_it_is(plant):
+    site = plant.site
+    lane = site.lanes["lane-1"]
+    assert (await run(site, "open", device="gate-1")).code is ExitCode.DONE
+    await lane.on_devices_read()
+    assert lane.mode == "mixed" and "gate-1 open" in lane.reason and "lane secure lane-1" in lane.reason
+    refused = await run(site, "lane_open", lane="lane-1")
+    assert refused.code is ExitCode.REFUSED and "mixed" in refused.message, "interlocks read the same derived truth"
+    assert (await run(site, "lower", device="blocker-1")).code is ExitCode.DONE
+    assert (await run(site, "green", device="signal-1")).code is ExitCode.DONE
+    await lane.on_devices_read()
+    assert lane.mode == "open", "every device open by hand: the lane is open, whatever sequence ran last"
+    assert (await run(site, "close", device="gate-1")).code is ExitCode.DONE
+    await lane.on_devices_read()
+    assert lane.mode == "mixed" and "blocker-1 lowered" in lane.reason
+    assert (await run(site, "lane_secure", lane="lane-1")).code is ExitCode.DONE
+    await lane.on_devices_read()
+    assert lane.mode == "secured"
+    shown = [e["summary"] for e in site.store.recent_events(500) if e["kind"] == "lane_mode"]
+    assert shown[-4:] == ["lane-1: mixed → open", "lane-1: open → mixed", "lane-1: mixed → securing",
+                          "lane-1: securing → secured"]

@@ -185,7 +185,7 @@ async def test_a_lane_is_unknown_not_secured_while_its_data_are_not_valid(plant)
     for device in lane.devices:
         await plant.feed(device)
     await lane.on_devices_read()
-    assert lane.mode == "secured" and lane.reason == "read data valid again"
+    assert lane.mode == "secured" and lane.reason == "every device secured"
 
 
 @pytest.mark.asyncio
