@@ -90,8 +90,9 @@ class Registry:
         else:
             reply = await self._authorised(site, name, args, caller)
         if name not in READ_ONLY:
+            accepted = reply.code is ExitCode.DONE and name in DEVICE_VERBS  # the PLC took it; not yet in place
             command_id = site.store.record_command(caller, str(name), args, OUTCOME[reply.code], int(reply.code),
-                                                   reply.message)
+                                                   reply.message, said="accepted by the PLC" if accepted else None)
             log.info("command", command=name, args=args, uid=caller.uid, user=caller.user, pid=caller.pid,
                      outcome=OUTCOME[reply.code], message=reply.message)
             if command_id is None:

@@ -145,8 +145,9 @@ class EventStore:
         )
 
     def record_command(self, caller: Caller, command: str, args: dict, outcome: str, exit_code: int,
-                       message: str) -> int | None:
-        """The command row with its outcome (durable), and a short event for the event list."""
+                       message: str, said: str | None = None) -> int | None:
+        """The command row with its outcome (durable), and a short event for the event list (`said`: the
+        outcome in a guard's words, the outcome itself if None)."""
         values = (time.time(), caller.uid, _text(caller.user), caller.pid, caller.role, _text(command),
                   json.dumps(args, default=str), outcome, exit_code, _text(message))
         detail = {"table": "commands", "ts": values[0], "uid": caller.uid, "user": values[2], "pid": caller.pid,
@@ -154,7 +155,7 @@ class EventStore:
                   "exit_code": exit_code, "message": values[9]}
         command_id = self.storage.write(lambda db: self._append(db, "commands", values), detail,
                                         durable=True, essential=True)
-        self.record_event("command", _subject(args), f"{values[2]}: {values[5]} → {outcome}",
+        self.record_event("command", _subject(args), f"{values[2]}: {values[5]} → {said or outcome}",
                           uid=caller.uid, pid=caller.pid, command_id=command_id, message=values[9])
         return command_id
 

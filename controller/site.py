@@ -225,7 +225,8 @@ class Site:
         self.store.record_event(
             "state_change",
             change.device,
-            f"{change.device}: {change.from_state} → {change.to_state}",
+            f"{change.device}: {self.devices[change.device].shown(change.from_state)} → "
+            f"{self.devices[change.device].shown(change.to_state)}",
             from_state=change.from_state,
             to_state=change.to_state,
             trigger=change.trigger,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from config.schema import PlcSection
+from controller.alarm_codes import CODES
 from controller.devices import Device
 from controller.devices.leaf import fault_text
 from hal.profile import Kind, PlcStatus, SignalStatus, Status
@@ -29,8 +30,9 @@ LEAF_STATUS_ALARMS = {
     Status.EFO_ACTIVE: "EFO_ACTIVE",
 }
 # The same tests as int masks, with their texts made once: these run for every device on every poll.
-_PLC_ALARM_BITS = tuple((int(flag), code, f"PLC_STATUS {flag.name}") for flag, code in PLC_STATUS_ALARMS.items())
-_LEAF_ALARM_BITS = tuple((int(flag), code, f"STATUS {flag.name}") for flag, code in LEAF_STATUS_ALARMS.items())
+# (the message a guard reads is the code's own text; the bit it came from is in the alarm's code)
+_PLC_ALARM_BITS = tuple((int(flag), code, CODES[code].text) for flag, code in PLC_STATUS_ALARMS.items())
+_LEAF_ALARM_BITS = tuple((int(flag), code, CODES[code].text) for flag, code in LEAF_STATUS_ALARMS.items())
 _DRIVE_FAULT, _AT_OPEN, _AT_CLOSED = int(Status.DRIVE_FAULT), int(Status.AT_OPEN), int(Status.AT_CLOSED)
 _LIMITS = _AT_OPEN | _AT_CLOSED
 _MOVING = int(Status.MOVING_OPEN | Status.MOVING_CLOSE)
@@ -100,14 +102,15 @@ class DeviceWatch:
         status = slot.status
         if self.device.KIND == Kind.TRAFFIC_SIGNAL:
             if status & _LAMP_FAULT:
-                found["LAMP_FAULT"] = "STATUS LAMP_FAULT"
+                found["LAMP_FAULT"] = CODES["LAMP_FAULT"].text
             if status & _SIGNAL_LOCAL:
-                found["LOCAL_CONTROL"] = "STATUS LOCAL"
+                found["LOCAL_CONTROL"] = CODES["LOCAL_CONTROL"].text
             return found
         if status & _DRIVE_FAULT or slot.fault_code:
-            found["DRIVE_FAULT"] = f"FAULT_CODE {slot.fault_code}: {fault_text(slot.fault_code)}"
+            found["DRIVE_FAULT"] = (f"{fault_text(slot.fault_code, self.device.KIND)} (fault code {slot.fault_code});"
+                                    " a technician resets it once the cause is gone")
         if status & _LIMITS == _LIMITS:
-            found["BOTH_LIMITS"] = "AT_OPEN and AT_CLOSED both made"
+            found["BOTH_LIMITS"] = "open and closed limit switches both made: a limit switch is faulty"
         for bit, code, text in _LEAF_ALARM_BITS:
             if status & bit:
                 found[code] = text
@@ -128,7 +131,8 @@ class DeviceWatch:
             now_slot.position is None or before.position is None or abs(now_slot.position - before.position) <= POSITION_NOISE
         )
         if lost and still:
-            self.events.append(("LIMIT_LOST", f"{Status(before.status & limits).name} dropped with no motion"))
+            which = "open" if before.status & _AT_OPEN else "closed"
+            self.events.append(("LIMIT_LOST", f"the {which} limit switch dropped with no motion"))
         else:
             self.events.append(("UNCOMMANDED_MOVEMENT",
                                 f"position {before.position} → {now_slot.position}, status "

@@ -229,7 +229,11 @@ class Device:
     @property
     def display_state(self) -> str:
         """The state as a guard reads it (blockers say raised / lowered)."""
-        return self.state
+        return self.shown(self.state)
+
+    def shown(self, state: str) -> str:
+        """Any state of this kind as a guard reads it."""
+        return state
 
     def as_dict(self) -> dict:
         fb = self.feedback

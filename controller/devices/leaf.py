@@ -5,17 +5,30 @@ from __future__ import annotations
 from typing import ClassVar
 
 from controller.devices.base import Device
-from hal.profile import FAULT_CODE_MEANING, Command, FaultCode, Status
+from hal.profile import FAULT_CODE_MEANING, Command, FaultCode, Kind, Status
 from hal.snapshot import SlotSnapshot
 
 LEAF_STATES = ("unknown", "open", "closed", "opening", "closing", "stopped", "fault", "local")
 
 
-def fault_text(code: int) -> str:
+# The FAULT_CODE values each kind can report (profile §2.2); another is named as not expected from it.
+KIND_FAULT_CODES = {
+    Kind.FOLDING_GATE: {1, 2, 5, 6, 8}, Kind.BOOM_BARRIER: {1, 2, 5, 6, 8},
+    Kind.ROAD_BLOCKER: {1, 2, 3, 4, 5, 6, 8}, Kind.TRAFFIC_SIGNAL: {7},
+}
+KIND_WORD = {Kind.FOLDING_GATE: "folding gate", Kind.BOOM_BARRIER: "boom barrier", Kind.ROAD_BLOCKER: "road blocker",
+             Kind.TRAFFIC_SIGNAL: "traffic signal"}
+
+
+def fault_text(code: int, kind: Kind | None = None) -> str:
+    """FAULT_CODE in words, for the kind that reported it."""
     try:
-        return FAULT_CODE_MEANING[FaultCode(code)]
+        meaning = FAULT_CODE_MEANING[FaultCode(code)]
     except ValueError:
-        return f"unknown fault code {code}"
+        return f"fault code {code}, not in the PLC profile (check the PLC program)"
+    if kind is not None and code not in KIND_FAULT_CODES.get(kind, {code}):
+        return f"fault code {code} ({meaning}), not a fault a {KIND_WORD[kind]} reports (check the PLC program)"
+    return meaning
 
 
 
@@ -46,7 +59,7 @@ class LeafDevice(Device):
     def derive_state(self, slot: SlotSnapshot) -> tuple[str, str]:
         status = slot.status  # tested with int masks: this runs for every device on every poll
         if status & _DRIVE_FAULT or slot.fault_code:
-            return "fault", f"PLC fault: {fault_text(slot.fault_code)}"
+            return "fault", f"PLC fault: {fault_text(slot.fault_code, self.KIND)}"
         if status & _LIMITS == _LIMITS:
             return "fault", "both limit switches made"
         if status & _LOCAL:

@@ -12,6 +12,5 @@ class RoadBlocker(LeafDevice):
     OPENING_VERBS = frozenset({"open", "lower"})
     SECURE_VERB, LOCKDOWN_VERB, OPEN_VERB = "raise", "efo", "lower"
 
-    @property
-    def display_state(self) -> str:
-        return PEOPLE_WORDS.get(self.state, self.state)
+    def shown(self, state: str) -> str:
+        return PEOPLE_WORDS.get(state, state)

@@ -255,7 +255,7 @@ def test_travel_timeout_latches_a_fault_on_the_device(procs):
     assert device["state"] == "fault" and "travel timeout" in device["reason"], device
     # The PLC's own max-run check (twice the travel time) follows and latches FAULT_CODE 6.
     drive = wait_alarm(procs, "DRIVE_FAULT", "bay-exit", 2.0)
-    assert drive["message"].startswith("FAULT_CODE 6")
+    assert drive["message"].startswith("PLC max-run time exceeded (fault code 6)")
     assert_refused(procs, "open", "bay-exit", "device_fault")
 
 

@@ -188,3 +188,14 @@ async def test_a_device_moved_singly_makes_the_lane_show_what_it_is(plant):
     shown = [e["summary"] for e in site.store.recent_events(500) if e["kind"] == "lane_mode"]
     assert shown[-4:] == ["lane-1: mixed → open", "lane-1: open → mixed", "lane-1: mixed → securing",
                           "lane-1: securing → secured"]
+
+
+@pytest.mark.asyncio
+async def test_events_read_as_a_guard_says_them(plant):
+    site = plant.site
+    assert (await run(site, "lower", device="blocker-1")).code is ExitCode.DONE
+    summaries = [e["summary"] for e in site.store.recent_events(100)]
+    assert "blocker-1: raised → lowered" in summaries, "blockers are raised / lowered, not closed / open"
+    assert "guard: lower → accepted by the PLC" in summaries, "accepted is not in place"
+    changes = [e["data"] for e in site.store.recent_events(100) if e["kind"] == "state_change"]
+    assert {"from_state": "closed", "to_state": "open"}.items() <= changes[-1].items(), "data keep the states"

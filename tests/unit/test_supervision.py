@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from config.schema import DeviceSection, PlcSection
+from controller.alarm_codes import CODES
 from controller.alarms import AlarmBoard
 from controller.storage import Storage
 from controller.devices import DEVICE_CLASSES
@@ -157,7 +158,8 @@ async def test_no_movement_alarm_while_a_person_has_the_device(person):
     await w.read(gate(CLOSED | person, 1000))
     conditions = await w.read(gate(person, 700))
     assert w.events == []
-    assert conditions == {"LOCAL_CONTROL" if person is Status.LOCAL else "MANUAL_RELEASE": f"STATUS {person.name}"}
+    code = "LOCAL_CONTROL" if person is Status.LOCAL else "MANUAL_RELEASE"
+    assert conditions == {code: CODES[code].text}
     await w.read(gate(person | Status.AT_OPEN, 0))
     assert w.events == []
 
@@ -171,7 +173,7 @@ async def test_a_limit_dropping_without_motion_is_limit_lost():
     await w.read(gate(CLOSED, 1000))
     await w.read(gate(Status.LOCKED, 1000))
     assert w.events == ["LIMIT_LOST"]
-    assert "AT_CLOSED" in w.watch.events[0][1]
+    assert "closed limit switch" in w.watch.events[0][1]
     await w.read(gate(Status.LOCKED, 1000))
     assert w.events == [], "reported once, when it drops"
 
@@ -234,7 +236,7 @@ async def test_leaf_conditions_from_status_and_fault_code(kind, status, fault, e
 async def test_drive_fault_names_the_fault_code():
     w = Watched()
     conditions = await w.read(gate(Status.DRIVE_FAULT, 1000, FaultCode.MAX_RUN_EXCEEDED))
-    assert conditions["DRIVE_FAULT"].startswith(f"FAULT_CODE {int(FaultCode.MAX_RUN_EXCEEDED)}")
+    assert conditions["DRIVE_FAULT"].startswith("PLC max-run time exceeded (fault code 6)")
 
 
 @pytest.mark.asyncio
@@ -373,3 +375,11 @@ def test_watchdog_not_armed_when_the_read_back_differs(readback, alarm):
     assert ("WATCHDOG_NOT_ARMED" in found) is alarm
     if alarm:
         assert f"reads {readback}" in found["WATCHDOG_NOT_ARMED"] and "configured 3000" in found["WATCHDOG_NOT_ARMED"]
+
+
+def test_fault_codes_are_named_for_the_kind_that_reports_them():
+    from controller.devices.leaf import fault_text
+    assert fault_text(3, Kind.ROAD_BLOCKER) == "pump fault"
+    assert "not a fault a folding gate reports" in fault_text(7, Kind.FOLDING_GATE)
+    assert fault_text(7, Kind.TRAFFIC_SIGNAL) == "lamp fault"
+    assert "not in the PLC profile" in fault_text(99, Kind.FOLDING_GATE)
