@@ -210,8 +210,9 @@ async def lane_command(site: Site, args: dict, caller: Caller) -> Reply:
     run = lane.run_open if args["verb"] == "lane_open" else lane.run_secure
     try:
         return Reply(ExitCode.DONE, await run(caller.user))
-    except SequenceFailed as exc:
-        return Reply(ExitCode.ERROR, f"lane {lane.name} is in {lane.mode}: {exc}")
+    except SequenceFailed as exc:  # a step refused by a rule is a refusal (3); one that failed, an error (1)
+        code = ExitCode.REFUSED if isinstance(exc.__cause__, Refused) else ExitCode.ERROR
+        return Reply(code, f"lane {lane.name} is in {lane.mode}: {exc}")
 
 
 async def lockdown(site: Site, args: dict, caller: Caller) -> Reply:

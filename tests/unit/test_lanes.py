@@ -50,7 +50,7 @@ async def test_a_failing_step_puts_the_lane_in_fault_naming_step_and_device(plan
     plant.status["blocker-1"] |= int(Status.VEHICLE_PRESENT)
     await plant.feed(site.devices["blocker-1"])
     reply = await run(site, "lane_secure", lane="lane-1")
-    assert reply.code is ExitCode.ERROR
+    assert reply.code is ExitCode.REFUSED
     assert "step 3 (blocker blocker-1 raise)" in reply.message and "vehicle_present" in reply.message
     assert site.lanes["lane-1"].mode == "fault"
     assert ("gate-1", Command.CLOSE) not in plant.writes[-2:], "the sequence stops at the failing step"
