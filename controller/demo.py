@@ -15,7 +15,7 @@ from config import load_site
 from controller.cli import DaemonUnreachable, request, watch
 from controller.paths import default_socket
 
-RUN_DIR = Path("demo-run")
+DEMO_RUNS = Path("demo-run")  # one folder per site file: two demo sites never share state
 READY_TIMEOUT_S = 20.0
 
 
@@ -57,20 +57,21 @@ def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     site_file = Path(args[0] if args else "config/sites/demo.toml")
     bin_dir = Path(sys.executable).parent
-    RUN_DIR.mkdir(exist_ok=True)
+    run_dir = DEMO_RUNS / site_file.stem
+    run_dir.mkdir(parents=True, exist_ok=True)
     sock = default_socket()
     console = Console()
-    sim_log, daemon_log = RUN_DIR / "sim-plc.log", RUN_DIR / "barrierd.log"
+    sim_log, daemon_log = run_dir / "sim-plc.log", run_dir / "barrierd.log"
     lines, serial_args = [], []
     for bus in load_site(site_file).bus:  # an RS-485 line: a paced virtual line, sim-plc on its far end
         far_end = f"{bus.port}-slaves"
-        line_log = RUN_DIR / f"vline-{bus.name}.log"
+        line_log = run_dir / f"vline-{bus.name}.log"
         lines.append(start([str(bin_dir / "sim-plc"), "vline", "--baud", str(bus.baudrate), bus.port, far_end], line_log))
         wait_for(f"virtual line {bus.name}", lambda: Path(far_end).exists(), lines[-1], line_log)
         serial_args += ["--serial", f"{bus.name}={far_end}"]
     sim = start(
-        [str(bin_dir / "sim-plc"), "--config", str(site_file), "--write-log", str(RUN_DIR / "sim-writes.jsonl"),
-         "--control", str(RUN_DIR / "sim-plc.sock"), *serial_args],
+        [str(bin_dir / "sim-plc"), "--config", str(site_file), "--write-log", str(run_dir / "sim-writes.jsonl"),
+         "--control", str(run_dir / "sim-plc.sock"), *serial_args],
         sim_log,
     )
     daemon = None
@@ -78,14 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         wait_for("sim-plc", lambda: "sim_plc_ready" in sim_log.read_text(), sim, sim_log)
         daemon = start(
             [str(bin_dir / "barrierd"), "--config", str(site_file), "--socket", str(sock),
-             "--state-dir", str(RUN_DIR / "state")],
+             "--state-dir", str(run_dir / "state")],
             daemon_log,
         )
         wait_for("barrierd", lambda: daemon_answers(sock), daemon, daemon_log)
         console.print(f"[bold]Demo site {site_file} running.[/] In a second terminal try:\n"
                       f"  .venv/bin/barrierctl --socket {sock} lower blocker-1\n"
-                      f"  .venv/bin/sim-plc inject --control {RUN_DIR / 'sim-plc.sock'} plc-lane-1 vehicle_present --slot 1\n"
-                      f"Logs in {RUN_DIR}/. Ctrl-C stops both.")
+                      f"  .venv/bin/sim-plc inject --control {run_dir / 'sim-plc.sock'} plc-lane-1 vehicle_present --slot 1\n"
+                      f"Logs in {run_dir}/. Ctrl-C stops both.")
         watch(sock, 0.5, console)
     except KeyboardInterrupt:
         pass

@@ -12,7 +12,7 @@ from tests.support import wait_until
 
 RTU_SITE = REPO / "config" / "sites" / "demo-rtu.toml"
 LANE_BUS = "rs485-lanes"
-CONFIGURED_MASTER = 'port = "demo-run/rs485-master"'
+CONFIGURED_MASTER = 'port = "demo-run/demo-rtu/rs485-master"'
 
 
 def rtu_site_copy(tmp: Path, source: Path = RTU_SITE) -> Path:

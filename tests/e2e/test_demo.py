@@ -35,7 +35,7 @@ def test_the_demo_runs_the_site_and_ctrl_c_stops_both_processes_with_exit_0(tmp_
 
     try:
         wait_until(lambda: printed("running."), 30, "the demo running")
-        assert (tmp_path / "demo-run" / "state" / "events.sqlite").exists()
+        assert (tmp_path / "demo-run" / "demo" / "state" / "events.sqlite").exists()
         demo.send_signal(signal.SIGINT)  # what Ctrl-C does
         remaining, _ = demo.communicate(timeout=30)
     finally:

@@ -64,7 +64,7 @@ def test_the_panel_follows_a_device_and_shows_no_state_once_barrierd_is_gone(pan
         assert "site demo" in driver.find_element(By.ID, "title").text
         assert procs.ctl("open", "gate-1")[0] == 0
         wait_until(lambda: shown_state(driver, "gate-1") == "open", 10, "gate-1 open on the panel")
-        wait_until(lambda: "open → done" in driver.find_element(By.ID, "events").text, 5, "the command listed")
+        wait_until(lambda: "open → accepted by the PLC" in driver.find_element(By.ID, "events").text, 5, "the command listed")
 
         procs.daemon.send_signal(signal.SIGSTOP)  # hung, not gone: the page's requests get no answer at all
         try:
