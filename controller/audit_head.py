@@ -149,10 +149,11 @@ class AuditHead:
         if not hmac.compare_digest(str(row[0]), mac):
             return dataclasses.replace(report, broken_at=last_id,
                                        why="seal differs from the head file's: the row was replaced")
+        notes = [f"{self.write_error}: the head lags behind the tables"] if self.write_error else []
         if report.table in self.unvouched_at_start:
-            return dataclasses.replace(report, note="there was no head file when barrierd started: rows cut from "
-                                                    "the end before then cannot be detected")
-        return report
+            notes.append("there was no head file when barrierd started: rows cut from the end before then cannot "
+                         "be detected")
+        return dataclasses.replace(report, note="; ".join(notes)) if notes else report
 
     def _encode(self, tables: dict[str, tuple[int, str]]) -> bytes:
         body = {name: [row_id, mac] for name, (row_id, mac) in sorted(tables.items())}

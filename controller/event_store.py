@@ -130,7 +130,7 @@ class EventStore:
         values = (time.time(), _text(kind), _text(subject), _text(summary), json.dumps(data, default=str))
         detail = {"table": "events", "ts": values[0], "kind": values[1], "subject": values[2],
                   "summary": values[3], "data": values[4]}
-        event_id = self.storage.write(lambda db: self._append(db, "events", values, durable), detail,
+        event_id = self.storage.write(lambda db: self._append(db, "events", values), detail,
                                       durable=durable, essential=essential, required=required)
         if self.listeners:
             event = {"id": event_id, "ts": values[0], "kind": values[1], "subject": values[2], "summary": values[3],
@@ -139,10 +139,10 @@ class EventStore:
                 listener(event)
         return event_id
 
-    def _append(self, db: sqlite3.Connection, table: str, values: tuple, durable: bool = False) -> int:
+    def _append(self, db: sqlite3.Connection, table: str, values: tuple, flush_head: bool = False) -> int:
         """Insert a sealed row at the end of `table`; a row slipped in behind barrierd's back is built upon
-        (it stays unverifiable, and `audit verify` names it) rather than losing this one. After a durable
-        (synchronous) commit the signed head is rewritten: this row and all before it are on disk."""
+        (it stays unverifiable, and `audit verify` names it) rather than losing this one. `flush_head` only
+        after a durable (synchronous) commit: the signed head is rewritten, this row and all before it on disk."""
         chain = self._events if table == "events" else self._commands
         assert chain is not None
         columns = ", ".join(SEALED_COLUMNS[table]) + ", mac"
@@ -159,7 +159,7 @@ class EventStore:
             chain.advance(row[0], mac)
             assert self._head is not None
             self._head.note(table, int(row[0]), mac)
-            if durable:
+            if flush_head:
                 self._head.flush()
             return int(row[0])
         raise AssertionError("unreachable")

@@ -155,10 +155,11 @@ def test_a_head_that_cannot_be_written_lags_and_recording_goes_on(store, monkeyp
     assert store.record_command(GUARD, "lockdown", {"reason": "drill"}, "done", 0, "ok") == 5
     assert "No space left" in store._head.write_error
     assert head_tables(store)["commands"][0] == 4
-    assert all(r.intact for r in store.verify_audit())
+    assert all(r.intact and "the head lags" in r.note for r in store.verify_audit())
     monkeypatch.undo()
     store.record_command(GUARD, "status", {}, "done", 0, "ok")
     assert head_tables(store)["commands"][0] == 6 and store._head.write_error is None
+    assert all(r.intact and r.note is None for r in store.verify_audit())
 
 
 def test_a_store_in_memory_keeps_no_head_file(tmp_path):
