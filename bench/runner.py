@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import comms_loss, floor, latency, lockdown_fanout, scale
+from bench import audit_store, comms_loss, floor, latency, lockdown_fanout, scale
 from bench.rtu_poll import rtu_poll_rate
 
 Rows = list[dict[str, Any]]
@@ -46,6 +46,7 @@ BENCHMARKS: list[Benchmark] = [
     Benchmark("lockdown_fanout", lockdown_fanout.TITLE, lockdown_fanout.lockdown_fanout, lockdown_fanout.NOTES),
     Benchmark("scale", scale.TITLE, scale.scale, scale.NOTES),
     Benchmark("comms_loss", comms_loss.TITLE, comms_loss.comms_loss, comms_loss.NOTES),
+    Benchmark("audit_store_writes", audit_store.TITLE, audit_store.audit_store_writes, audit_store.NOTES),
 ]
 
 

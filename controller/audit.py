@@ -4,7 +4,8 @@ An edit, a deletion or an insertion made in the SQLite file behind barrierd's ba
 chain, and `barrierctl audit verify` names the first row where it breaks. The key lives in a file
 beside the database that only barrierd's user can read (created on first start), so the chain
 cannot be recomputed by someone who can write the database but not read the key. Rows written
-before the seal existed are counted as unsealed, and may only come first.
+before the seal existed are counted as unsealed, and may only come first. Rows cut from the end of a
+table are found through the signed head kept outside the database (controller/audit_head.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from controller.audit_head import AuditHead
 
 GENESIS = "0" * 64  # what the first sealed row of a table links to
 KEY_BYTES = 32
@@ -82,15 +87,16 @@ def seal(key: bytes, table: str, previous: str, row: tuple) -> str:
 class Chain:
     """The running end of one table's chain: the id and seal the next row follows."""
 
-    def __init__(self, db: sqlite3.Connection, key: bytes, table: str):
-        self.key, self.table = key, table
+    def __init__(self, db: sqlite3.Connection, key: bytes, table: str, at_least: int = 0):
+        self.key, self.table, self.at_least = key, table, at_least
         self.resync(db)
 
     def resync(self, db: sqlite3.Connection) -> None:
-        """Take the end of the chain from the table: its last row, or the highest id ever used."""
+        """Take the end of the chain from the table: its last row, or the highest id ever used (by the table,
+        or as `at_least` says: the signed head's last id, so rows cut from the end leave a gap)."""
         last = db.execute(f"SELECT id, mac FROM {self.table} ORDER BY id DESC LIMIT 1").fetchone()  # noqa: S608
         used = db.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (self.table,)).fetchone()
-        self.last_id = max(used[0] if used else 0, last[0] if last else 0)
+        self.last_id = max(used[0] if used else 0, last[0] if last else 0, self.at_least)
         self.head = (last[1] if last and last[1] else None) or GENESIS
 
     def next_row(self, *values: object) -> tuple[tuple, str]:
@@ -112,18 +118,21 @@ class ChainReport:
     rows: int
     unsealed: int  # rows written before the seal existed, at the start of the table
     head: str  # the seal of the last row
-    broken_at: int | None = None  # first row id where the chain breaks
-    why: str | None = None
+    broken_at: int | None = None  # first row id where the chain breaks (None when no row can be named)
+    why: str | None = None  # set: the table cannot be vouched for
+    note: str | None = None  # intact, with a limit on what could be checked
 
     @property
     def intact(self) -> bool:
-        return self.broken_at is None
+        return self.why is None
 
     def describe(self) -> str:
         if not self.intact:
-            return f"{self.table}: BROKEN at row {self.broken_at}: {self.why}"
+            where = f" at row {self.broken_at}" if self.broken_at is not None else ""
+            return f"{self.table}: BROKEN{where}: {self.why}"
         unsealed = f", {self.unsealed} older rows unsealed" if self.unsealed else ""
-        return f"{self.table}: {self.rows} rows intact{unsealed} (head {self.head[:12]})"
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.table}: {self.rows} rows intact{unsealed} (head {self.head[:12]}){note}"
 
 
 def verify_table(db: sqlite3.Connection, key: bytes, table: str) -> ChainReport:
@@ -155,10 +164,15 @@ def verify_table(db: sqlite3.Connection, key: bytes, table: str) -> ChainReport:
     return ChainReport(table, rows, unsealed, previous)
 
 
-def verify(db: sqlite3.Connection, key: bytes) -> list[ChainReport]:
-    """Every sealed table, read in one transaction so rows being added meanwhile do not interfere."""
+def verify(db: sqlite3.Connection, key: bytes, head: AuditHead | None = None) -> list[ChainReport]:
+    """Every sealed table, read in one transaction so rows being added meanwhile do not interfere, and
+    held against the signed head (read first: every row it names was committed before the tables are read)."""
+    claims = head.read_claims() if head is not None else None
     db.execute("BEGIN")
     try:
-        return [verify_table(db, key, table) for table in SEALED_COLUMNS]
+        reports = [verify_table(db, key, table) for table in SEALED_COLUMNS]
+        if head is None or claims is None:
+            return reports
+        return [head.judge(db, report, claims) for report in reports]
     finally:
         db.execute("COMMIT")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.audit import SEALED_COLUMNS, Chain, ChainReport, load_or_create_key, verify
+from controller.audit_head import AuditHead
 from controller.storage import Storage, StorageFailed
 
 SCHEMA = """
@@ -75,6 +77,7 @@ class EventStore:
         self._key: bytes | None = None
         self._events: Chain | None = None
         self._commands: Chain | None = None
+        self._head: AuditHead | None = None  # the signed end of each chain, in a file beside the database
         self.storage = Storage(path, SCHEMA, self._on_open, clock=clock)
         self.in_flight: set[str] = set(self.load_in_flight())
         self.listeners: list[Callable[[dict], None]] = []  # told of every event once it is recorded
@@ -87,15 +90,36 @@ class EventStore:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN mac TEXT")
         if self._key is None:
             self._key = load_or_create_key(None if self.in_memory else self.path.with_name(self.path.name + ".audit-key"))
-        self._events = Chain(db, self._key, "events")
-        self._commands = Chain(db, self._key, "commands")
+        if self._head is None:
+            self._head = AuditHead(None if self.in_memory else self.path.with_name(self.path.name + ".audit-head"),
+                                   self._key, db)
+        self._events = Chain(db, self._key, "events", self._head.last_id("events"))
+        self._commands = Chain(db, self._key, "commands", self._head.last_id("commands"))
 
     @property
     def in_memory(self) -> bool:
         return str(self.path) == ":memory:"
 
     def close(self) -> None:
+        self.sync()
         self.storage.close()
+
+    def sync(self) -> None:
+        """Put every committed row on disk (fsync of the WAL and the file, no checkpoint), then the signed head
+        that names them. Cheap when nothing was written since the last durable commit; never raises."""
+        if self._head is None or self.storage.db is None or self.in_memory:
+            return
+        try:
+            for name in (self.path, self.path.with_name(self.path.name + "-wal")):
+                if name.exists():
+                    fd = os.open(name, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+        except OSError:
+            return  # the rows are not known to be on disk: the head stays where it was
+        self._head.flush(durable=True)
 
     def health(self) -> dict:
         return self.storage.health()
@@ -115,9 +139,10 @@ class EventStore:
                 listener(event)
         return event_id
 
-    def _append(self, db: sqlite3.Connection, table: str, values: tuple) -> int:
+    def _append(self, db: sqlite3.Connection, table: str, values: tuple, flush_head: bool = False) -> int:
         """Insert a sealed row at the end of `table`; a row slipped in behind barrierd's back is built upon
-        (it stays unverifiable, and `audit verify` names it) rather than losing this one."""
+        (it stays unverifiable, and `audit verify` names it) rather than losing this one. `flush_head` only
+        after a durable (synchronous) commit: the signed head is rewritten, this row and all before it on disk."""
         chain = self._events if table == "events" else self._commands
         assert chain is not None
         columns = ", ".join(SEALED_COLUMNS[table]) + ", mac"
@@ -132,6 +157,10 @@ class EventStore:
                 chain.resync(db)
                 continue
             chain.advance(row[0], mac)
+            assert self._head is not None
+            self._head.note(table, int(row[0]), mac)
+            if flush_head:
+                self._head.flush()
             return int(row[0])
         raise AssertionError("unreachable")
 
@@ -153,7 +182,7 @@ class EventStore:
         detail = {"table": "commands", "ts": values[0], "uid": caller.uid, "user": values[2], "pid": caller.pid,
                   "role": caller.role, "command": values[5], "args": values[6], "outcome": outcome,
                   "exit_code": exit_code, "message": values[9]}
-        command_id = self.storage.write(lambda db: self._append(db, "commands", values), detail,
+        command_id = self.storage.write(lambda db: self._append(db, "commands", values, True), detail,
                                         durable=True, essential=True)
         self.record_event("command", _subject(args), f"{values[2]}: {values[5]} → {said or outcome}",
                           uid=caller.uid, pid=caller.pid, command_id=command_id, message=values[9])
@@ -171,10 +200,10 @@ class EventStore:
             raise StorageFailed(self.storage.problem or "the event store is not open")
         if self.in_memory:
             assert self.storage.db is not None
-            return verify(self.storage.db, self._key)
+            return verify(self.storage.db, self._key, self._head)
         db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
         try:
-            return verify(db, self._key)
+            return verify(db, self._key, self._head)
         finally:
             db.close()
 

@@ -62,3 +62,24 @@ def test_events_follow_prints_new_events_as_they_come_and_stops_on_ctrl_c(site_p
         follow.send_signal(signal.SIGINT)
         code = follow.wait(timeout=10)
     assert code == 0, follow.stderr.read() if follow.stderr else ""
+
+
+def test_command_rows_cut_from_the_end_while_barrierd_was_stopped_are_named_after_it_starts(site_processes):
+    procs = site_processes
+    for verb in ("red", "green", "red"):
+        assert procs.ctl(verb, "signal-1")[0] == 0
+    assert procs.stop_daemon() == 0
+    db = sqlite3.connect(procs.event_db, isolation_level=None)  # the last two commands erased without a trace
+    (last,) = db.execute("SELECT max(id) FROM commands").fetchone()
+    db.execute("DELETE FROM commands WHERE id >= ?", (last - 1,))
+    db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'commands'", (last - 2,))
+    db.close()
+
+    procs.start_daemon()
+    code, out, err = procs.ctl("audit", "verify")
+    assert code == 1, out
+    assert f"commands: BROKEN at row {last - 1}: rows {last - 1}..{last} were written and are gone (truncated" in err
+    assert "events:" in err and "rows intact" in err
+    assert procs.ctl("red", "signal-1")[0] == 0  # recording goes on, numbered after the cut: still reported
+    code, _, err = procs.ctl("audit", "verify")
+    assert code == 1 and f"rows {last - 1}..{last} are missing" in err

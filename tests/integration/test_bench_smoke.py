@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from bench import comms_loss, floor, latency, lockdown_fanout, scale
+from bench import audit_store, comms_loss, floor, latency, lockdown_fanout, scale
 from bench.procs import percentile
 from bench.runner import BENCHMARKS, Benchmark, run, write_reports
 from bench.sites import lanes_site, slots_site
@@ -91,10 +91,19 @@ def test_comms_loss():
     assert row["unknown_ms_p50"] <= row["lost_ms_p50"]
 
 
+def test_audit_store_writes(tmp_path):
+    rows = audit_store.audit_store_writes(0, calls=5, directory=tmp_path)
+    assert [r["call"] for r in rows] == ["record_event", "record_request", "record_command", "audit head flush"]
+    assert [r["durable"] for r in rows] == ["no", "fsync", "fsync", "fsync"]
+    for r in rows:
+        assert r["calls"] == 5 and positive(r["p50_ms"], r["p99_ms"], r["max_ms"])
+        assert r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
+    assert list(tmp_path.iterdir()) == [], "the temporary store is removed"
+
 def test_every_benchmark_is_registered_and_reports_render(tmp_path):
     names = [b.name for b in BENCHMARKS]
     assert names == ["rtu_poll_rate", "floor", "command_latency", "event_latency", "lockdown_fanout", "scale",
-                     "comms_loss"]
+                     "comms_loss", "audit_store_writes"]
     assert all(b.title and b.notes and callable(b.measure) for b in BENCHMARKS)
     tiny = Benchmark("floor", "floor", lambda seconds: floor.floor(seconds))
     md, js = write_reports(run([tiny], 0.1), tmp_path)
