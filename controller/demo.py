@@ -13,7 +13,7 @@ from rich.console import Console
 
 from config import load_site
 from controller.cli import DaemonUnreachable, request, watch
-from controller.paths import default_socket
+from controller.paths import NoDefaultSocket, default_socket
 
 RUN_DIR = Path("demo-run")
 READY_TIMEOUT_S = 20.0
@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     site_file = Path(args[0] if args else "config/sites/demo.toml")
     bin_dir = Path(sys.executable).parent
     RUN_DIR.mkdir(exist_ok=True)
-    sock = default_socket()
+    try:
+        sock = default_socket()
+    except NoDefaultSocket:
+        sock = RUN_DIR / "barrierd.sock"  # no runtime directory: the demo's own directory
     console = Console()
     sim_log, daemon_log = RUN_DIR / "sim-plc.log", RUN_DIR / "barrierd.log"
     lines, serial_args = [], []
