@@ -14,8 +14,9 @@ from rich.live import Live
 from rich.text import Text
 
 from controller.exit_codes import ExitCode
-from controller.paths import default_socket
+from controller.paths import NoDefaultSocket, default_socket
 from controller.render import alarms_table, event_lines, events_table, status_tables, status_view
+from controller.socket_trust import UntrustedSocket, check_listener, check_socket_file
 
 DEVICE_VERBS = {
     "open": "open a device (a blocker: lower it)",
@@ -34,14 +35,19 @@ class DaemonUnreachable(Exception):
 
 
 def request(sock_path: Path, command: str, args: dict | None = None, timeout_s: float = 30.0) -> dict:
-    """Send one request and return the daemon's reply."""
+    """Send one request and return the daemon's reply; nothing is sent to a socket that is not
+    barrierd's (owned and served by root, the daemon's user or the caller)."""
     try:
+        check_socket_file(sock_path)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout_s)
             sock.connect(str(sock_path))
+            check_listener(sock, sock_path)
             sock.sendall(json.dumps({"command": command, "args": args or {}}).encode() + b"\n")
             with sock.makefile("rb") as stream:
                 line = stream.readline()
+    except UntrustedSocket as exc:
+        raise DaemonUnreachable(str(exc)) from exc
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         raise DaemonUnreachable(f"barrierd is not running (no answer on {sock_path}: {exc.strerror})") from exc
     except PermissionError as exc:
@@ -148,15 +154,15 @@ def follow_events(sock_path: Path, limit: int, interval: float, as_json: bool, c
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    sock_path = args.socket or default_socket()
     console = Console()
     try:
+        sock_path = args.socket or default_socket()
         if args.command == "watch":
             return watch(sock_path, args.interval, console)
         if args.command == "events" and args.follow:
             return follow_events(sock_path, args.limit, args.interval, args.json, console)
         reply = request(sock_path, *to_request(args), timeout_s=120)
-    except DaemonUnreachable as exc:
+    except (DaemonUnreachable, NoDefaultSocket) as exc:
         print(f"barrierctl: {exc}", file=sys.stderr)
         return ExitCode.UNREACHABLE
     except KeyboardInterrupt:

@@ -19,7 +19,8 @@ from controller.commands import build_registry
 from controller.control_socket import ControlServer
 from controller.event_store import Caller, EventStore
 from controller.logging_setup import configure_logging
-from controller.paths import default_socket, default_state_dir
+from controller.instance_lock import InstanceLockError, single_instance
+from controller.paths import NoDefaultSocket, default_socket, default_state_dir
 from controller.site import Site, UnsupportedConfig
 from controller.systemd import Notifier
 from hal import event_loop
@@ -130,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"barrierd: configuration refused, nothing started:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        event_loop.run(serve(cfg, args.socket or default_socket(), args.state_dir or default_state_dir()))
+        socket_path, state_dir = args.socket or default_socket(), args.state_dir or default_state_dir()
+        with single_instance(state_dir, socket_path):  # before the socket or the store is touched
+            event_loop.run(serve(cfg, socket_path, state_dir))
+    except (NoDefaultSocket, InstanceLockError) as exc:
+        print(f"barrierd: {exc}; nothing started", file=sys.stderr)
+        return EXIT_CONFIG
     except UnsupportedConfig as exc:
         print(f"barrierd: {args.config}: {exc}; nothing started", file=sys.stderr)
         return EXIT_CONFIG

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from config import load_site
 from controller.cli import DaemonUnreachable, request, watch
-from controller.paths import default_socket
+from controller.paths import NoDefaultSocket, default_socket
 
 DEMO_RUNS = Path("demo-run")  # one folder per site file: two demo sites never share state
 READY_TIMEOUT_S = 20.0
@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     bin_dir = Path(sys.executable).parent
     run_dir = DEMO_RUNS / site_file.stem
     run_dir.mkdir(parents=True, exist_ok=True)
-    sock = default_socket()
+    try:
+        sock = default_socket()
+    except NoDefaultSocket:
+        sock = run_dir / "barrierd.sock"  # no runtime directory: the demo's own directory
     console = Console()
     sim_log, daemon_log = run_dir / "sim-plc.log", run_dir / "barrierd.log"
     lines, serial_args = [], []
