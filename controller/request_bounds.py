@@ -1,4 +1,4 @@
-"""What one control request line may be: size, nesting depth, number range, valid Unicode, a JSON object."""
+"""What one control request line may be: size, depth, number range, valid Unicode, {"command": str, "args": {...}}."""
 
 from __future__ import annotations
 
@@ -33,9 +33,19 @@ def parse_request(line: bytes) -> dict:
     except json.JSONDecodeError as exc:
         raise MalformedRequest(f"not JSON: {exc}") from None
     if not isinstance(request, dict):
-        raise MalformedRequest(f"a request is a JSON object, not {type(request).__name__}")
+        raise MalformedRequest(f"a request is a JSON object, not {_json_type(request)}")
     _check_unicode(request)
+    if not isinstance(request.get("command"), str):
+        raise MalformedRequest(f'"command" must be a string, not {_json_type(request.get("command"))}')
+    if request.get("args") is not None and not isinstance(request["args"], dict):
+        raise MalformedRequest(f'"args" must be an object, not {_json_type(request["args"])}')
     return request
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "true or false", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _check_depth(text: str) -> None:

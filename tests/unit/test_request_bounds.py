@@ -74,11 +74,18 @@ def test_text_that_is_not_valid_unicode_is_refused(line: bytes) -> None:
         parse_request(line)
 
 
+def test_args_may_be_absent_or_null() -> None:
+    assert parse_request(b'{"command":"status"}') == {"command": "status"}
+    assert parse_request(b'{"command":"status","args":null}')["args"] is None
+
+
 def test_a_surrogate_pair_escape_is_one_valid_character() -> None:
     assert parse_request(b'{"command":"x","args":{"r":"\\ud83d\\udea7"}}')["args"]["r"] == "🚧"
 
 
-@pytest.mark.parametrize("line", [b"[]", b'"open"', b"42", b"null", b"", b"\xef\xbb\xbf{}", b"{", b'{"a":1}{}'])
+@pytest.mark.parametrize("line", [b"[]", b'"open"', b"42", b"null", b"", b"\xef\xbb\xbf{}", b"{", b'{"a":1}{}', b"{}",
+                                  b'{"command":7}', b'{"command":["open"]}', b'{"command":"open","args":"0"}',
+                                  b'{"command":"open","args":[{"device":"gate-1"}]}'])
 def test_anything_but_one_json_object_is_refused(line: bytes) -> None:
     with pytest.raises(MalformedRequest):
         parse_request(line)
