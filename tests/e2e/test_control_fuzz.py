@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hal.profile import slot_base
+from tests.e2e.harness import BIN
 from tests.e2e.test_device_commands import command_writes
 
 pytestmark = pytest.mark.e2e
@@ -180,6 +182,11 @@ def test_every_hostile_request_is_answered_and_only_valid_commands_act_and_are_r
     closes = [r for r in rows if r[0] == "close" and json.loads(r[1]).get("device") == "gate-1" and r[2] == "done"]
     assert len(closes) == sent["valid"], "each valid command is recorded"
     assert len(rows) == sent["valid"] + sent["refused"], "a request refused at the socket is never dispatched"
+    not_utf8 = subprocess.run([BIN / "barrierctl", "--socket", procs.socket, "lockdown", "--reason", b"intruder\xff"],
+                              capture_output=True, timeout=30)
+    assert not_utf8.returncode == 2 and b"not valid Unicode (UTF-8); nothing sent" in not_utf8.stderr
+    with sqlite3.connect(procs.event_db) as db:
+        assert db.execute("SELECT count(*) FROM commands").fetchone()[0] == len(rows), "barrierctl sent nothing"
     status = procs.status()
     assert status["lockdown"] is None, "no lockdown latched by a refused request"
     assert all(lane["mode"] != "maintenance" for lane in status["lanes"])
