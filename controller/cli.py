@@ -152,8 +152,31 @@ def follow_events(sock_path: Path, limit: int, interval: float, as_json: bool, c
         time.sleep(interval)
 
 
+def shown_bytes(text: str) -> str:
+    """Text as the bytes that were typed, undecodable ones as \\xNN."""
+    try:
+        return "'" + text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") + "'"
+    except UnicodeEncodeError:
+        return ascii(text)
+
+
+def not_unicode(args: argparse.Namespace) -> str | None:
+    """The first text argument that is not valid Unicode (bytes the locale could not decode arrive as lone
+    surrogates), with its name; None if all are valid."""
+    for name, value in vars(args).items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"the {name} {shown_bytes(value)}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if (bad := not_unicode(args)) is not None:
+        print(f"barrierctl: {bad} is not valid Unicode (UTF-8); nothing sent", file=sys.stderr)
+        return ExitCode.USAGE
     console = Console()
     try:
         sock_path = args.socket or default_socket()
