@@ -80,14 +80,25 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str, step_s: floa
 class LineClient:
     """One persistent connection to a JSON-lines Unix socket; one request, one reply line."""
 
+    IDLE_RECONNECT_S = 20.0  # barrierd closes a connection idle for 30 s: open a fresh one before that
+
     def __init__(self, path: Path, timeout_s: float = 60.0) -> None:
+        self.path, self.timeout_s = path, timeout_s
+        self._connect()
+
+    def _connect(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout_s)
-        self.sock.connect(str(path))
+        self.sock.settimeout(self.timeout_s)
+        self.sock.connect(str(self.path))
         self._buf = b""
+        self._used = time.monotonic()
 
     def exchange(self, request: dict) -> tuple[dict, float, float]:
         """(reply, time.time() just before sendall, time.time() when the reply line was complete)."""
+        if time.monotonic() - self._used > self.IDLE_RECONNECT_S:
+            self.sock.close()
+            self._connect()
+        self._used = time.monotonic()
         data = json.dumps(request).encode() + b"\n"
         sent = time.time()
         self.sock.sendall(data)

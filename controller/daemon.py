@@ -67,7 +67,9 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
     if store.storage.problem is not None:  # supervise all the same; securing commands still go through
         log.error("barrierd_cannot_record", problem=store.storage.problem, state_dir=str(state_dir))
     store.record_event("daemon", "site", "barrierd started", pid=os.getpid(), config=cfg.site.name)
+    store.sync()  # the signed head from the start, not only after the first command
     retrying = asyncio.create_task(store.storage.keep_retrying(), name="store-retry")
+    syncing = asyncio.create_task(store.keep_synced(), name="store-sync")
     await site.start()
     await control.start()
     log.info("barrierd_ready", site=cfg.site.name, socket=str(socket_path), state_dir=str(state_dir),
@@ -84,6 +86,7 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
         systemd.notify(STOPPING=1)
         watchdog.cancel()
         retrying.cancel()
+        syncing.cancel()
         await control.stop()
         if panel is not None:
             await panel.stop()

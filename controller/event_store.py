@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -53,6 +54,9 @@ CREATE TABLE IF NOT EXISTS modes (  -- what must survive a restart: lane modes, 
     since   REAL NOT NULL
 );
 """
+
+
+SYNC_PERIOD_S = 10.0  # the longest an event that is not a command waits to be on disk (and under the head)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,12 @@ class EventStore:
         except OSError:
             return  # the rows are not known to be on disk: the head stays where it was
         self._head.flush(durable=True)
+
+    async def keep_synced(self, period_s: float = SYNC_PERIOD_S) -> None:
+        """Every period: state changes too on disk, and the signed head moved up to them."""
+        while True:
+            await asyncio.sleep(period_s)
+            self.sync()
 
     def health(self) -> dict:
         return self.storage.health()
