@@ -13,22 +13,13 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from controller.cli_parser import DEVICE_VERBS, build_parser, commands, to_request, unknown_command
+from controller.cli_wait import run_with_progress, wait_in_place
+from controller.completion import bash_script, names
 from controller.exit_codes import ExitCode
 from controller.paths import NoDefaultSocket, default_socket
 from controller.render import alarms_table, event_lines, events_table, status_tables, status_view
 from controller.socket_trust import UntrustedSocket, check_listener, check_socket_file
-
-DEVICE_VERBS = {
-    "open": "open a device (a blocker: lower it)",
-    "close": "close a device (a blocker: raise it)",
-    "stop": "stop a device where it is",
-    "raise": "raise a road blocker",
-    "lower": "lower a road blocker",
-    "green": "turn a traffic signal green",
-    "red": "turn a traffic signal red",
-    "reset": "clear a device's fault once its cause is gone (technician)",
-}
-
 
 class DaemonUnreachable(Exception):
     pass
@@ -59,71 +50,13 @@ def request(sock_path: Path, command: str, args: dict | None = None, timeout_s: 
     return json.loads(line)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="barrierctl", description="Command the barrier supervisor.")
-    parser.add_argument("--socket", type=Path, default=None, help="barrierd control socket")
-    sub = parser.add_subparsers(dest="command", required=True)
-    status = sub.add_parser("status", help="devices and PLCs")
-    status.add_argument("--json", action="store_true")
-    events = sub.add_parser("events", help="recent events")
-    events.add_argument("--json", action="store_true", help="JSON (with --follow: one object per line)")
-    events.add_argument("--limit", type=int, default=30)
-    events.add_argument("--follow", action="store_true", help="then print new events as they come, until Ctrl-C")
-    events.add_argument("--interval", type=float, default=0.5, help=argparse.SUPPRESS)
-    alarms = sub.add_parser("alarms", help="active and unacknowledged alarms")
-    alarms.add_argument("--json", action="store_true")
-    sub.add_parser("ack", help="acknowledge an alarm").add_argument("alarm", type=int)
-    watch = sub.add_parser("watch", help="live status until Ctrl-C")
-    watch.add_argument("--interval", type=float, default=0.5)
-    audit = sub.add_parser("audit", help="check that no event or command row was altered, removed or slipped in")
-    audit.add_argument("action", choices=["verify"])
-    audit.add_argument("--json", action="store_true")
-    for verb, text in DEVICE_VERBS.items():
-        sub.add_parser(verb, help=text).add_argument("device")
-    lane = sub.add_parser("lane", help="run a lane's open or secure sequence")
-    lane.add_argument("action", choices=["open", "secure"])
-    lane.add_argument("lane")
-    lockdown = sub.add_parser("lockdown", help="secure the site (or one lane) now, with EFO; 'release' ends it")
-    lockdown.add_argument("action", nargs="?", choices=["release"], help="release a lockdown (technician)")
-    lockdown.add_argument("--lane", default=None)
-    lockdown.add_argument("--reason", required=True)
-    lockdown.add_argument("--json", action="store_true", help="print the confirmed times as JSON")
-    maintenance = sub.add_parser("maintenance", help="take a lane out of automatic sequencing (technician)")
-    maintenance.add_argument("action", choices=["enter", "exit"])
-    maintenance.add_argument("lane")
-    maintenance.add_argument("--reason", required=True)
-    return parser
-
-
-def to_request(args: argparse.Namespace) -> tuple[str, dict]:
-    """The daemon request for parsed arguments."""
-    if args.command == "status":
-        return "status", {}
-    if args.command == "events":
-        return "events", {"limit": args.limit}
-    if args.command == "alarms":
-        return "alarms", {}
-    if args.command == "ack":
-        return "ack", {"alarm": args.alarm}
-    if args.command == "audit":
-        return f"audit_{args.action}", {}
-    if args.command == "lane":
-        return f"lane_{args.action}", {"lane": args.lane}
-    if args.command == "lockdown":
-        name = "lockdown_release" if args.action == "release" else "lockdown"
-        return name, {"lane": args.lane, "reason": args.reason}
-    if args.command == "maintenance":
-        return f"maintenance_{args.action}", {"lane": args.lane, "reason": args.reason}
-    return args.command, {"device": args.device}
-
-
 def watch(sock_path: Path, interval: float, console: Console) -> int:
     """Redraw the status table until interrupted."""
     with Live(console=console, auto_refresh=False) as live:
         while True:
             try:
                 reply = request(sock_path, "status")
-                view = status_view(reply["data"])
+                view = status_view(reply["data"]) if reply["exit"] == ExitCode.DONE else Text(reply["message"])
             except DaemonUnreachable as exc:
                 view = Text(str(exc), style="red")
             live.update(view, refresh=True)
@@ -172,11 +105,45 @@ def not_unicode(args: argparse.Namespace) -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def site_names(sock_path: Path | None) -> dict | None:
+    """Device names with their verbs and lane names of the running site, for help; None if not reachable."""
+    try:
+        reply = request(sock_path or default_socket(), "status", timeout_s=2)
+    except (DaemonUnreachable, NoDefaultSocket):
+        return None
+    if reply.get("exit") != ExitCode.DONE:
+        return None
+    data = reply["data"]
+    return {"devices": {d["name"]: d.get("verbs", []) for d in data["devices"]},
+            "lanes": [lane["name"] for lane in data["lanes"]]}
+
+
+def parse(argv: list[str]) -> argparse.Namespace | int:
+    """Parsed arguments, or an exit code once a usage problem was reported."""
+    parser = build_parser()
+    if (unknown := unknown_command(argv, parser)) is not None:
+        print(f"barrierctl: {unknown}", file=sys.stderr)
+        return ExitCode.USAGE
+    if "-h" in argv or "--help" in argv:
+        socket_arg = argv[argv.index("--socket") + 1] if "--socket" in argv[:-1] else None
+        parser = build_parser(site_names(Path(socket_arg) if socket_arg else None))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
     if (bad := not_unicode(args)) is not None:
         print(f"barrierctl: {bad} is not valid Unicode (UTF-8); nothing sent", file=sys.stderr)
         return ExitCode.USAGE
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
+    if args.command == "completion":
+        print(bash_script(commands(build_parser()), list(DEVICE_VERBS)))
+        return ExitCode.DONE
     console = Console()
     try:
         sock_path = args.socket or default_socket()
@@ -184,12 +151,43 @@ def main(argv: list[str] | None = None) -> int:
             return watch(sock_path, args.interval, console)
         if args.command == "events" and args.follow:
             return follow_events(sock_path, args.limit, args.interval, args.json, console)
-        reply = request(sock_path, *to_request(args), timeout_s=120)
+        if args.command == "names":
+            reply = request(sock_path, "status")
+            if reply["exit"] == ExitCode.DONE:
+                print("\n".join(names(reply["data"], args.what, args.verb)))
+            return reply["exit"]
+        reply = run(sock_path, args, console)
     except (DaemonUnreachable, NoDefaultSocket) as exc:
         print(f"barrierctl: {exc}", file=sys.stderr)
         return ExitCode.UNREACHABLE
     except KeyboardInterrupt:
         return 0
+    return show(reply, args, sock_path, console)
+
+
+def run(sock_path: Path, args: argparse.Namespace, console: Console) -> dict:
+    """Send the command; with --wait on a lane, draw its devices until the answer comes."""
+    command, request_args = to_request(args)
+    call = lambda: request(sock_path, command, request_args, timeout_s=120)  # noqa: E731
+    if not getattr(args, "wait", False) or args.command != "lane":
+        return call()
+    lane = next((x for x in request(sock_path, "status")["data"]["lanes"] if x["name"] == args.lane), None)
+    if lane is None:
+        return call()  # barrierd names the lanes it knows
+    goal = {"open", "green"} if args.action == "open" else {"closed", "red"}
+    return run_with_progress(call, lambda: _status_or_nothing(sock_path), lane["devices"], console, goal)
+
+
+def _status_or_nothing(sock_path: Path) -> dict:
+    try:
+        reply = request(sock_path, "status", timeout_s=2)
+    except DaemonUnreachable:
+        return {}
+    return reply.get("data") or {}
+
+
+def show(reply: dict, args: argparse.Namespace, sock_path: Path, console: Console) -> int:
+    """Print the reply for a person (or --json); with --wait on a device, wait until it is in place."""
     code = reply["exit"]
     if getattr(args, "json", False) and reply["data"] is not None:
         print(json.dumps(reply["data"], indent=2))
@@ -206,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         console.print(alarms_table(reply["data"]["alarms"]))
     else:
         print(reply["message"])
+    if code == ExitCode.DONE and getattr(args, "wait", False) and args.command in DEVICE_VERBS:
+        waited = wait_in_place(lambda: _status_or_nothing(sock_path), args.device, args.command, console)
+        print(waited.message, file=sys.stdout if waited.code == ExitCode.DONE else sys.stderr)
+        return waited.code
     return code
 
 

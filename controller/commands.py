@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import difflib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -210,8 +211,8 @@ async def lane_command(site: Site, args: dict, caller: Caller) -> Reply:
     run = lane.run_open if args["verb"] == "lane_open" else lane.run_secure
     try:
         return Reply(ExitCode.DONE, await run(caller.user))
-    except SequenceFailed as exc:  # a step refused by a rule is a refusal (3); one that failed, an error (1)
-        code = ExitCode.REFUSED if isinstance(exc.__cause__, Refused) else ExitCode.ERROR
+    except SequenceFailed as exc:  # refused by a rule before anything was written: 3; else an error: 1
+        code = ExitCode.REFUSED if isinstance(exc.__cause__, Refused) and not exc.wrote else ExitCode.ERROR
         return Reply(code, f"lane {lane.name} is in {lane.mode}: {exc}")
 
 
@@ -308,15 +309,20 @@ async def ack(site: Site, args: dict, caller: Caller) -> Reply:
 def _device(site: Site, name):
     device = site.devices.get(name) if isinstance(name, str) else None
     if device is None:
-        raise CommandFailed(ExitCode.USAGE, f"no device named {name!r}; known: {', '.join(site.devices)}")
+        raise CommandFailed(ExitCode.USAGE, f"no device named {_shown(name)}{_did_you_mean(name, site.devices)}")
     return device
 
 
 def _lane(site: Site, name):
     lane = site.lanes.get(name) if isinstance(name, str) else None
     if lane is None:
-        raise CommandFailed(ExitCode.USAGE, f"no lane named {name!r}; known: {', '.join(site.lanes)}")
+        raise CommandFailed(ExitCode.USAGE, f"no lane named {_shown(name)}{_did_you_mean(name, site.lanes)}")
     return lane
+
+
+def _did_you_mean(name: object, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6) if isinstance(name, str) else []
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else f"; known: {', '.join(known)}"
 
 
 def _reason(args: dict) -> str:

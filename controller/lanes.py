@@ -28,7 +28,12 @@ REACH_MARGIN_S = 1.0  # a step waits travel time × factor plus this for its dev
 
 
 class SequenceFailed(Exception):
-    """A lane step did not complete; the message names the step and the device."""
+    """A lane step did not complete; the message names the step and the device. `wrote`: an earlier step
+    (or this one) had already written a command, so the sequence acted before it failed."""
+
+    def __init__(self, message: str, wrote: bool = False):
+        super().__init__(message)
+        self.wrote = wrote
 
 
 class Lane:
@@ -170,6 +175,7 @@ class Lane:
         return f"lane {self.name} {goal} in {asyncio.get_running_loop().time() - started:.1f} s"
 
     async def _steps(self, steps, by: str) -> None:
+        wrote = False
         for number, (role, device, verb, target) in enumerate(steps, start=1):
             if device is None:
                 await asyncio.sleep(self.cfg.clear_time_s)
@@ -179,7 +185,10 @@ class Lane:
                 continue
             try:
                 await command_device(self.site, device, verb, by, sequence=True)
+                wrote = True
                 await device.wait_state(frozenset({target}),
                                         device.cfg.travel_s * device.cfg.travel_factor + REACH_MARGIN_S)
-            except (Refused, ActionFailed, DeviceNotReached) as exc:
-                raise SequenceFailed(f"{where}: {exc}") from exc
+            except ActionFailed as exc:
+                raise SequenceFailed(f"{where}: {exc}", wrote=True) from exc  # it may have been written
+            except (Refused, DeviceNotReached) as exc:
+                raise SequenceFailed(f"{where}: {exc}", wrote=wrote) from exc

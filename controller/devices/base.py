@@ -250,4 +250,6 @@ class Device:
             "flags": self.flags(),
             "intent": self.intent.verb if self.intent else None,
             "intent_by": self.intent.by if self.intent else None,
+            "verbs": [verb for verb in self.VERBS if verb != "efo"],  # what a person may type for it
+            "travel_limit_s": self.cfg.travel_s * self.cfg.travel_factor,
         }

@@ -10,7 +10,7 @@ import pytest_asyncio
 from controller.commands import ExitCode, build_registry
 from controller.event_store import EventStore
 from controller.site import Site
-from hal.profile import Command, SignalCommand, Status
+from hal.profile import Command, SignalCommand, SignalStatus, Status
 from tests.unit.test_lane_properties import CFG, GUARD, PLCS, TECH, FakePlant
 
 
@@ -50,7 +50,7 @@ async def test_a_failing_step_puts_the_lane_in_fault_naming_step_and_device(plan
     plant.status["blocker-1"] |= int(Status.VEHICLE_PRESENT)
     await plant.feed(site.devices["blocker-1"])
     reply = await run(site, "lane_secure", lane="lane-1")
-    assert reply.code is ExitCode.REFUSED
+    assert reply.code is ExitCode.ERROR, "steps 1 and 2 had written: not a plain refusal"
     assert "step 3 (blocker blocker-1 raise)" in reply.message and "vehicle_present" in reply.message
     assert site.lanes["lane-1"].mode == "fault"
     assert ("gate-1", Command.CLOSE) not in plant.writes[-2:], "the sequence stops at the failing step"
@@ -199,3 +199,15 @@ async def test_events_read_as_a_guard_says_them(plant):
     assert "guard: lower → accepted by the PLC" in summaries, "accepted is not in place"
     changes = [e["data"] for e in site.store.recent_events(100) if e["kind"] == "state_change"]
     assert {"from_state": "closed", "to_state": "open"}.items() <= changes[-1].items(), "data keep the states"
+
+
+@pytest.mark.asyncio
+async def test_a_sequence_refused_by_a_rule_before_it_wrote_anything_exits_3(plant):
+    site = plant.site
+    await run(site, "lane_open", lane="lane-1")
+    plant.writes.clear()
+    plant.status["signal-1"] |= int(SignalStatus.LOCAL)  # its key switch: the first step (red) is refused
+    await plant.feed(site.devices["signal-1"])
+    reply = await run(site, "lane_secure", lane="lane-1")
+    assert reply.code is ExitCode.REFUSED and "device_local" in reply.message
+    assert plant.writes == []
