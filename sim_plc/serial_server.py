@@ -2,8 +2,9 @@
 
 Like real slaves on a line: each PLC answers only its own unit id (a request for any other unit is
 dropped before pymodbus handles it, so nothing answers and nothing is applied), a reply starts no
-sooner than 3.5 characters after the request ended, and comms_silence drops a PLC's replies. If
-the port goes away (the virtual line stopped, the adapter unplugged) it is reopened when it returns.
+sooner than 3.5 characters after the request ended, and comms_silence drops a PLC's replies.
+Requests the profile refuses are screened as in sim_plc.screen. If the port goes away (the virtual
+line stopped, the adapter unplugged) it is reopened when it returns.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import termios
 from collections.abc import Sequence
+from typing import Any
 
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
@@ -21,6 +23,7 @@ from pymodbus.server import ModbusSerialServer
 
 from sim_plc.device import build_device
 from sim_plc.plant import SimPlc
+from sim_plc.screen import ScreeningDecoder, screen_unit
 from sim_plc.writelog import WriteLog
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,14 @@ def silence_s(baudrate: int, parity: str = "N", stopbits: int = 1) -> float:
     if baudrate > 19200:
         return SILENCE_ABOVE_19200_S
     return 3.5 * (1 + 8 + (parity != "N") + stopbits) / baudrate
+
+
+class LineServer(ModbusSerialServer):
+    """A ModbusSerialServer whose requests decode with ScreeningDecoder."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.decoder = ScreeningDecoder()  # read by the line's framer when the port opens
 
 
 class SerialEndpoint:
@@ -83,7 +94,7 @@ class SerialEndpoint:
         return self._server is not None
 
     async def _open(self) -> None:
-        server = ModbusSerialServer(
+        server = LineServer(
             self._devices,
             framer=FramerType.RTU,
             port=self.path,
@@ -124,10 +135,12 @@ class SerialEndpoint:
     # ---- pymodbus hooks -------------------------------------------------------------------------
     def _trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
         """A request for a unit id nobody here owns is dropped: pymodbus then neither handles nor answers it."""
-        if not sending and pdu.dev_id not in self.plcs:
+        if sending:
+            return pdu
+        screened = screen_unit(pdu, self.plcs.keys(), answer_foreign=False)
+        if screened is None:
             self.dropped_requests += 1
-            return None
-        return pdu
+        return screened
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         loop = asyncio.get_running_loop()
