@@ -2,8 +2,10 @@
 
 Like real slaves on a line: each PLC answers only its own unit id (a request for any other unit is
 dropped before pymodbus handles it, so nothing answers and nothing is applied), a reply starts no
-sooner than 3.5 characters after the request ended, and comms_silence drops a PLC's replies. If
-the port goes away (the virtual line stopped, the adapter unplugged) it is reopened when it returns.
+sooner than 3.5 characters after the request ended, an unfinished frame is dropped once the line
+has been idle for MIN_FRAME_GAP_S, and comms_silence drops a PLC's replies. Requests the profile
+refuses are screened as in sim_plc.screen. If the port goes away (the virtual line stopped, the
+adapter unplugged) it is reopened when it returns.
 """
 
 from __future__ import annotations
@@ -14,19 +16,26 @@ import logging
 import os
 import termios
 from collections.abc import Sequence
+from typing import Any
 
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 
 from sim_plc.device import build_device
 from sim_plc.plant import SimPlc
+from sim_plc.screen import ScreeningDecoder, screen_unit
 from sim_plc.writelog import WriteLog
 
 log = logging.getLogger(__name__)
 
 REOPEN_S = 0.5  # how often a lost port is tried again
 SILENCE_ABOVE_19200_S = 0.00175  # the Modbus serial-line spec's fixed t3.5 above 19200 baud
+# A line idle this long ends any frame. Not t3.5 itself: bytes are timed when the event loop reads them,
+# and a loaded machine can stall a relay or the loop mid-frame for milliseconds; a master waits longer
+# than this (its reply timeout) before it sends again after a frame that got no answer.
+MIN_FRAME_GAP_S = 0.05
 
 
 def silence_s(baudrate: int, parity: str = "N", stopbits: int = 1) -> float:
@@ -34,6 +43,36 @@ def silence_s(baudrate: int, parity: str = "N", stopbits: int = 1) -> float:
     if baudrate > 19200:
         return SILENCE_ABOVE_19200_S
     return 3.5 * (1 + 8 + (parity != "N") + stopbits) / baudrate
+
+
+class LineHandler(ServerRequestHandler):
+    """The server side of the line: bytes that follow a silence of at least `frame_gap_s` start a new
+    frame, so what is left of an unfinished or garbled one is dropped (pymodbus would instead wait
+    for it to reach the length its header claims, swallowing the requests that follow)."""
+
+    frame_gap_s = MIN_FRAME_GAP_S
+    _last_rx_at = float("-inf")
+
+    def data_received(self, data: bytes) -> None:
+        now = self.loop.time()
+        if self.recv_buffer and now - self._last_rx_at >= self.frame_gap_s:
+            self.recv_buffer = b""
+        self._last_rx_at = now
+        super().data_received(data)
+
+
+class LineServer(ModbusSerialServer):
+    """A ModbusSerialServer whose requests decode with ScreeningDecoder and whose line is a LineHandler."""
+
+    def __init__(self, *args: Any, frame_gap_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.decoder = ScreeningDecoder()  # read by the line's framer when the port opens
+        self.frame_gap_s = frame_gap_s
+
+    def callback_new_connection(self) -> ServerRequestHandler:
+        handler = LineHandler(self, self.trace_packet, self.trace_pdu, self.trace_connect)
+        handler.frame_gap_s = self.frame_gap_s
+        return handler
 
 
 class SerialEndpoint:
@@ -83,8 +122,9 @@ class SerialEndpoint:
         return self._server is not None
 
     async def _open(self) -> None:
-        server = ModbusSerialServer(
+        server = LineServer(
             self._devices,
+            frame_gap_s=max(2 * self.silence_s, MIN_FRAME_GAP_S),
             framer=FramerType.RTU,
             port=self.path,
             baudrate=self.baudrate,
@@ -124,10 +164,12 @@ class SerialEndpoint:
     # ---- pymodbus hooks -------------------------------------------------------------------------
     def _trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
         """A request for a unit id nobody here owns is dropped: pymodbus then neither handles nor answers it."""
-        if not sending and pdu.dev_id not in self.plcs:
+        if sending:
+            return pdu
+        screened = screen_unit(pdu, self.plcs.keys(), answer_foreign=False)
+        if screened is None:
             self.dropped_requests += 1
-            return None
-        return pdu
+        return screened
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         loop = asyncio.get_running_loop()

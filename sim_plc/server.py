@@ -9,13 +9,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pymodbus.server import ModbusTcpServer
+from pymodbus.pdu import ModbusPDU
 
 from config.schema import PlcSection, SiteConfig
 from sim_plc.clock import Clock, SystemClock
 from sim_plc.device import build_device
 from sim_plc.errors import FaultError
 from sim_plc.plant import SimPlc
+from sim_plc.screen import ScreenedTcpServer, screen_unit
 from sim_plc.serial_server import SerialEndpoint
 from sim_plc.writelog import WriteLog
 
@@ -42,19 +43,26 @@ async def scan_loop(plc: SimPlc, period_s: float) -> None:
 
 
 class TcpEndpoint:
-    """One SimPlc on one Modbus TCP listening socket. comms_silence drops every outgoing frame."""
+    """One SimPlc on one Modbus TCP listening socket. comms_silence drops every outgoing frame; a request
+    for another unit id is answered 0x04, and one the profile does not serve as sim_plc.screen says."""
 
     def __init__(self, plc: SimPlc, host: str, port: int, write_log: WriteLog) -> None:
         self.plc = plc
         self.host = host
         self.requested_port = port
         self.port: int | None = None
-        self._server = ModbusTcpServer(
+        self._server = ScreenedTcpServer(
             build_device(plc, write_log),
+            plc_name=plc.name,
             address=(host, port),
             trace_packet=self._trace_packet,
+            trace_pdu=self._trace_pdu,
             trace_connect=self._trace_connect,
         )
+        self._units = frozenset({plc.unit})
+
+    def _trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
+        return pdu if sending else screen_unit(pdu, self._units, answer_foreign=True)
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         if sending and self.plc.comms_silent:
