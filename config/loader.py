@@ -8,15 +8,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from config.schema import KIND_CODES, SiteConfig
-from hal.profile import Kind
-
-LANE_ROLE_KINDS = {
-    "gate": Kind.FOLDING_GATE,
-    "blocker": Kind.ROAD_BLOCKER,
-    "boom": Kind.BOOM_BARRIER,
-    "signal": Kind.TRAFFIC_SIGNAL,
-}
+from config.schema import SiteConfig
+from hal.kinds import KINDS
 
 
 class ConfigError(Exception):
@@ -119,7 +112,7 @@ def cross_reference_problems(site: SiteConfig) -> list[tuple[str, str]]:
             in_lanes[name] += 1
             if name not in devices:
                 problems.append((f"{key}.{role}", f'no device named "{name}"'))
-            elif KIND_CODES[devices[name].kind] != LANE_ROLE_KINDS[role]:
+            elif KINDS[devices[name].kind].lane_role != role:
                 problems.append((f"{key}.{role}", f'"{name}" is a {devices[name].kind}, not a {role}'))
     problems += [(f'device ("{n}")', "is in more than one lane") for n, c in in_lanes.items() if c > 1]
 
@@ -127,7 +120,7 @@ def cross_reference_problems(site: SiteConfig) -> list[tuple[str, str]]:
         for name in lock.devices:
             if name not in devices:
                 problems.append((f"interlock[{i}].devices", f'no device named "{name}"'))
-            elif devices[name].kind == "traffic_signal":
+            elif KINDS[devices[name].kind].behaviour == "signal":
                 problems.append((f"interlock[{i}].devices", f'"{name}" is a signal; it cannot be open'))
         if len(set(lock.devices)) != len(lock.devices):
             problems.append((f"interlock[{i}].devices", "names the same device twice"))

@@ -7,18 +7,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hal.kinds import KINDS
 from hal.profile import MAX_SLOTS, WATCHDOG_MAX_MS, WATCHDOG_MIN_MS, Kind
 
 NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
-DeviceKind = Literal["folding_gate", "road_blocker", "boom_barrier", "traffic_signal"]
-
-KIND_CODES: dict[str, Kind] = {
-    "folding_gate": Kind.FOLDING_GATE,
-    "road_blocker": Kind.ROAD_BLOCKER,
-    "boom_barrier": Kind.BOOM_BARRIER,
-    "traffic_signal": Kind.TRAFFIC_SIGNAL,
-}
+KIND_CODES: dict[str, Kind] = {name: spec.code for name, spec in KINDS.items()}
 
 
 class Strict(BaseModel):
@@ -73,11 +67,18 @@ class PlcSection(Strict):
 
 class DeviceSection(Strict):
     name: str = Field(pattern=NAME)
-    kind: DeviceKind
+    kind: str
     plc: str
     slot: int = Field(ge=0, lt=MAX_SLOTS)
     travel_s: float = Field(default=3.0, gt=0, le=120)
     travel_factor: float = Field(default=1.5, ge=1.0, le=5.0)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in KINDS:
+            raise ValueError(f"unknown kind {value!r}; kinds: {' | '.join(KINDS)}")
+        return value
 
 
 LaneRole = Literal["gate", "blocker", "boom", "signal"]

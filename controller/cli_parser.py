@@ -7,16 +7,9 @@ import difflib
 from importlib import metadata
 from pathlib import Path
 
-DEVICE_VERBS = {
-    "open": "open a device (a blocker: lower it)",
-    "close": "close a device (a blocker: raise it)",
-    "stop": "stop a device where it is",
-    "raise": "raise a road blocker",
-    "lower": "lower a road blocker",
-    "green": "turn a traffic signal green",
-    "red": "turn a traffic signal red",
-    "reset": "clear a device's fault once its cause is gone (technician)",
-}
+from hal.kinds import ALL_VERBS, VERB_HELP
+
+DEVICE_VERBS = {verb: VERB_HELP[verb] for verb in ALL_VERBS}
 WAIT_HELP = "wait until the device is confirmed in place, drawing its travel (exit 1 with the reason if it is not)"
 EXAMPLES = {
     "open": "barrierctl open gate-1 --wait", "close": "barrierctl close gate-1 --wait",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from controller.auth import Role
+from hal.kinds import ALL_VERBS
 from controller.event_store import Caller
 from controller.exit_codes import ExitCode
 from controller.actions import ActionFailed, command_device
@@ -54,16 +55,8 @@ class CommandFailed(Exception):
 
 Handler = Callable[[Site, dict, Caller], Awaitable[Reply]]
 
-DEVICE_VERBS = {
-    "open": Role.OPERATOR,
-    "close": Role.OPERATOR,
-    "stop": Role.OPERATOR,
-    "raise": Role.OPERATOR,
-    "lower": Role.OPERATOR,
-    "green": Role.OPERATOR,
-    "red": Role.OPERATOR,
-    "reset": Role.TECHNICIAN,
-}
+# What a person may type for a device, from the kinds' verbs; a reset is a technician's.
+DEVICE_VERBS = {verb: Role.TECHNICIAN if verb == "reset" else Role.OPERATOR for verb in ALL_VERBS}
 
 
 @dataclass

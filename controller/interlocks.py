@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from controller.alarm_codes import Severity
 from controller.devices import Device
-from hal.profile import Kind, Status
+from hal.profile import Status
 from hal.unit import Quality
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ class Refused(Exception):
 
 RESET_BLOCKERS = frozenset({"BOTH_LIMITS", "LOW_PRESSURE", "SENSOR_FAULT", "ESTOP", "COMMS_LOST", "WRONG_PROGRAM"})
 SECURING_VERBS = frozenset({"close", "raise", "red", "efo"})
+_VEHICLE_PRESENT = int(Status.VEHICLE_PRESENT)
 
 
 def is_secured(device: Device) -> bool:
@@ -42,7 +43,7 @@ def stays_secured(device: Device) -> bool:
 
 def vehicle_present(device: Device) -> bool:
     fb = device.feedback
-    return fb is not None and device.KIND != Kind.TRAFFIC_SIGNAL and bool(fb.status & Status.VEHICLE_PRESENT)
+    return fb is not None and device.SPEC.behaviour == "leaf" and bool(fb.status & _VEHICLE_PRESENT)
 
 
 def check_device_command(site: Site, device: Device, verb: str, *, sequence: bool = False) -> None:
@@ -72,7 +73,7 @@ def check_device_command(site: Site, device: Device, verb: str, *, sequence: boo
         raise Refused("lockdown", f"{who} is in lockdown; {verb} {device.name} is not allowed until a technician releases it")
     if lane is not None and verb in device.OPENING_VERBS and lane.mode == "fault":
         raise Refused("lane_fault", f"lane {lane.name} is in fault ({lane.reason}); secure it first")
-    if verb in ("close", "raise") and device.KIND == Kind.ROAD_BLOCKER:
+    if verb in device.SPEC.vehicle_interlocked:
         blocking = [d for d in site.lane_devices_of(device.name) if vehicle_present(d)]
         if blocking:
             raise Refused("vehicle_present",

@@ -187,7 +187,7 @@ class Lane:
                 await command_device(self.site, device, verb, by, sequence=True)
                 wrote = True
                 await device.wait_state(frozenset({target}),
-                                        device.cfg.travel_s * device.cfg.travel_factor + REACH_MARGIN_S)
+                                        device.travel_limit_s + REACH_MARGIN_S)
             except ActionFailed as exc:
                 raise SequenceFailed(f"{where}: {exc}", wrote=True) from exc  # it may have been written
             except (Refused, DeviceNotReached) as exc:

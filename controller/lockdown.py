@@ -50,7 +50,7 @@ class LockdownResult:
 async def _secure_one(site: Site, device: Device, by: str, started: float) -> float:
     await command_device(site, device, device.LOCKDOWN_VERB, by)
     await device.wait_state(frozenset({device.SECURED_STATE}),
-                            device.cfg.travel_s * device.cfg.travel_factor + CONFIRM_MARGIN_S)
+                            device.travel_limit_s + CONFIRM_MARGIN_S)
     return asyncio.get_running_loop().time() - started
 
 

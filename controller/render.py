@@ -14,6 +14,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from hal.kinds import KINDS
+
 STATE_STYLE = {
     "open": "green", "lowered": "green", "green": "green",
     "closed": "bold", "raised": "bold", "red": "bold red",
@@ -23,7 +25,6 @@ STATE_STYLE = {
 MODE_STYLE = {"open": "green", "secured": "bold", "lockdown": "bold white on red", "fault": "bold red",
               "maintenance": "cyan", "unknown": "magenta", "opening": "yellow", "securing": "yellow",
               "mixed": "yellow"}
-KIND_WORD = {"folding_gate": "gate", "road_blocker": "blocker", "boom_barrier": "boom", "traffic_signal": "signal"}
 SEVERITY_STYLE = {"critical": "bold white on red", "fault": "bold red", "warning": "yellow", "info": ""}
 FLAG_NOTES = {"VEHICLE_PRESENT": "vehicle on loop", "OBSTRUCTED": "obstructed", "EFO_ACTIVE": "EFO latched",
               "LOW_PRESSURE": "low pressure", "LOCAL": "local control", "MANUAL_RELEASE": "manual release",
@@ -100,7 +101,7 @@ def device_cell(device: dict) -> Text:
     """The name, and under it the kind in a word."""
     kind = plain(device.get("kind"))
     text = Text(plain(device.get("name")))
-    text.append(f"\n{KIND_WORD.get(kind, kind)}", style="dim")
+    text.append(f"\n{KINDS[kind].word if kind in KINDS else kind}", style="dim")
     return text
 
 

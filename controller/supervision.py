@@ -8,7 +8,7 @@ from config.schema import PlcSection
 from controller.alarm_codes import CODES
 from controller.devices import Device
 from controller.devices.leaf import fault_text
-from hal.profile import Kind, PlcStatus, SignalStatus, Status
+from hal.profile import PlcStatus, Status
 from hal.snapshot import SlotSnapshot
 from hal.unit import PlcReading, Problem
 
@@ -21,22 +21,11 @@ PLC_STATUS_ALARMS = {
     PlcStatus.CABINET_TAMPER: "CABINET_TAMPER",
     PlcStatus.LOCAL_PANEL: "LOCAL_PANEL",
 }
-LEAF_STATUS_ALARMS = {
-    Status.LOW_PRESSURE: "LOW_PRESSURE",
-    Status.OIL_TEMP: "OIL_TEMP",
-    Status.SENSOR_FAULT: "SENSOR_FAULT",
-    Status.LOCAL: "LOCAL_CONTROL",
-    Status.MANUAL_RELEASE: "MANUAL_RELEASE",
-    Status.EFO_ACTIVE: "EFO_ACTIVE",
-}
-# The same tests as int masks, with their texts made once: these run for every device on every poll.
 # (the message a guard reads is the code's own text; the bit it came from is in the alarm's code)
 _PLC_ALARM_BITS = tuple((int(flag), code, CODES[code].text) for flag, code in PLC_STATUS_ALARMS.items())
-_LEAF_ALARM_BITS = tuple((int(flag), code, CODES[code].text) for flag, code in LEAF_STATUS_ALARMS.items())
 _DRIVE_FAULT, _AT_OPEN, _AT_CLOSED = int(Status.DRIVE_FAULT), int(Status.AT_OPEN), int(Status.AT_CLOSED)
 _LIMITS = _AT_OPEN | _AT_CLOSED
 _MOVING = int(Status.MOVING_OPEN | Status.MOVING_CLOSE)
-_LAMP_FAULT, _SIGNAL_LOCAL = int(SignalStatus.LAMP_FAULT), int(SignalStatus.LOCAL)
 PROBLEM_ALARMS = {
     Problem.FROZEN: "PLC_FROZEN",
     Problem.WRONG_PROGRAM: "WRONG_PROGRAM",
@@ -82,6 +71,11 @@ class DeviceWatch:
     events: list[tuple[str, str]] = field(default_factory=list)  # latched alarms found this reading
     reported_latch: str | None = None  # the latched device fault already raised as an alarm
 
+    def __post_init__(self) -> None:
+        spec = self.device.SPEC  # the kind's STATUS alarms as int masks with their texts: every poll
+        self._alarm_bits = tuple((int(bit), code, CODES[code].text) for bit, code in spec.alarm_bits.items())
+        self._travels = spec.behaviour == "leaf"
+
     def update(self, slot: SlotSnapshot | None, now: float) -> dict[str, str]:
         """Condition alarms for this reading; latched ones are left in `events`."""
         self.events = []
@@ -92,7 +86,7 @@ class DeviceWatch:
         if latch and latch != self.reported_latch and "travel timeout" in latch:
             self.events.append(("TRAVEL_TIMEOUT", latch))
         self.reported_latch = latch
-        if self.last is not None and self.device.KIND != Kind.TRAFFIC_SIGNAL:
+        if self.last is not None and self._travels:
             self._movement(self.last, slot, now)
         self.last = slot
         return self.conditions
@@ -100,18 +94,13 @@ class DeviceWatch:
     def _status_conditions(self, slot: SlotSnapshot) -> dict[str, str]:
         found: dict[str, str] = {}
         status = slot.status
-        if self.device.KIND == Kind.TRAFFIC_SIGNAL:
-            if status & _LAMP_FAULT:
-                found["LAMP_FAULT"] = CODES["LAMP_FAULT"].text
-            if status & _SIGNAL_LOCAL:
-                found["LOCAL_CONTROL"] = CODES["LOCAL_CONTROL"].text
-            return found
-        if status & _DRIVE_FAULT or slot.fault_code:
-            found["DRIVE_FAULT"] = (f"{fault_text(slot.fault_code, self.device.KIND)} (fault code {slot.fault_code});"
-                                    " a technician resets it once the cause is gone")
-        if status & _LIMITS == _LIMITS:
-            found["BOTH_LIMITS"] = "open and closed limit switches both made: a limit switch is faulty"
-        for bit, code, text in _LEAF_ALARM_BITS:
+        if self._travels:
+            if status & _DRIVE_FAULT or slot.fault_code:
+                found["DRIVE_FAULT"] = (f"{fault_text(slot.fault_code, self.device.SPEC)} (fault code {slot.fault_code});"
+                                        " a technician resets it once the cause is gone")
+            if status & _LIMITS == _LIMITS:
+                found["BOTH_LIMITS"] = "open and closed limit switches both made: a limit switch is faulty"
+        for bit, code, text in self._alarm_bits:
             if status & bit:
                 found[code] = text
         return found

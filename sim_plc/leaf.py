@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hal.kinds import KINDS
 from hal.profile import (
     POSITION_CLOSED,
     POSITION_OPEN,
@@ -13,8 +14,10 @@ from hal.profile import (
 )
 from sim_plc.slot import U32, Conditions, Slot
 
-TRAVEL_S: dict[Kind, float] = {Kind.FOLDING_GATE: 3.0, Kind.BOOM_BARRIER: 2.0, Kind.ROAD_BLOCKER: 6.0}
-EFO_TRAVEL_S = 1.5  # road blocker raising under emergency fast operation
+# Nominal travel of each profile KIND's own kind (a site's kinds may set their own: hal/kinds.py)
+TRAVEL_S: dict[Kind, float] = {spec.code: spec.sim_travel_s for spec in KINDS.values()
+                               if spec.behaviour == "leaf" and spec.name == spec.code.name.lower()}
+EFO_TRAVEL_S = KINDS["road_blocker"].sim_efo_travel_s  # road blocker raising under emergency fast operation
 LOCK_DELAY_S = 0.3  # folding gate: lock bolt engages this long after the closed limit is reached
 MAX_RUN_FACTOR = 2.0  # travel not at its limit after this many nominal travel times is a fault
 TOWARD_OPEN = -1
@@ -35,7 +38,8 @@ OIL_TEMP_FAULT_DEFAULT = 850
 class Leaf(Slot):
     """A gate, blocker or boom: POSITION 0 = fully open (passable) … 1000 = fully closed (blocking)."""
 
-    def __init__(self, index: int, kind: Kind, now: float, position: int = POSITION_CLOSED) -> None:
+    def __init__(self, index: int, kind: Kind, now: float, position: int = POSITION_CLOSED,
+                 travel_s: float | None = None, efo_travel_s: float | None = None) -> None:
         if kind not in TRAVEL_S:
             raise ValueError(f"kind {kind!r} is not a leaf device")
         if not POSITION_OPEN <= position <= POSITION_CLOSED:
@@ -47,7 +51,9 @@ class Leaf(Slot):
         self.efo_active = False
         self.last_travel_ms = 0
         self.cycle_count = 0
-        self._travel_s = TRAVEL_S[self.kind]  # nominal time of the travel under way
+        self.nominal_s = travel_s or TRAVEL_S[self.kind]  # its physics: a kind may travel faster (hal/kinds.py)
+        self.efo_s = efo_travel_s or EFO_TRAVEL_S
+        self._travel_s = self.nominal_s  # nominal time of the travel under way
         self._travel_start = now
         self._forced_target: float | None = None
         self._lost_limit: int | None = None  # limit_lost: TOWARD_OPEN / TOWARD_CLOSED switch reads not made
@@ -75,7 +81,7 @@ class Leaf(Slot):
             self._stop()
         self.process_command(cond)
         if self._obstruction_applies() and self.has("obstruction") and self.direction == TOWARD_CLOSED:
-            self._go(TOWARD_OPEN, now, TRAVEL_S[self.kind])  # safety reversal to fully open
+            self._go(TOWARD_OPEN, now, self.nominal_s)  # safety reversal to fully open
         self._update_lock(now)
 
     def _advance(self, now: float) -> None:
@@ -83,7 +89,7 @@ class Leaf(Slot):
         dt = max(0.0, now - self._last)
         self._last = now
         if self._forced_target is not None:
-            step = dt * (POSITION_CLOSED - POSITION_OPEN) / TRAVEL_S[self.kind]
+            step = dt * (POSITION_CLOSED - POSITION_OPEN) / self.nominal_s
             delta = self._forced_target - self.pos
             self.pos = self._forced_target if abs(delta) <= step else self.pos + step * (1 if delta > 0 else -1)
         if not self.direction:
@@ -165,7 +171,7 @@ class Leaf(Slot):
             return AckResult.REJECTED_LOCAL
         if command == Command.EFO:  # only LOCAL, MANUAL_RELEASE and ESTOP refuse EFO
             self.efo_active = True
-            self._go(TOWARD_CLOSED, cond.now, EFO_TRAVEL_S)
+            self._go(TOWARD_CLOSED, cond.now, self.efo_s)
             return AckResult.ACCEPTED
         if cond.watchdog_expired:
             return AckResult.REJECTED_WATCHDOG
@@ -180,9 +186,9 @@ class Leaf(Slot):
                 return AckResult.REJECTED_INTERLOCK
             if self._obstruction_applies() and self.has("obstruction"):
                 return AckResult.REJECTED_INTERLOCK
-            self._go(TOWARD_CLOSED, cond.now, TRAVEL_S[self.kind])
+            self._go(TOWARD_CLOSED, cond.now, self.nominal_s)
         elif command == Command.OPEN:
-            self._go(TOWARD_OPEN, cond.now, TRAVEL_S[self.kind])
+            self._go(TOWARD_OPEN, cond.now, self.nominal_s)
         return AckResult.ACCEPTED
 
     def _reset(self) -> None:
@@ -256,7 +262,7 @@ class Leaf(Slot):
             low = self.faults["low_pressure"]
             pressure = PRESSURE_LOW_DEFAULT if low is None else low
         elif running:
-            pressure = PRESSURE_EFO if self._travel_s == EFO_TRAVEL_S else PRESSURE_MOVING
+            pressure = PRESSURE_EFO if self._travel_s == self.efo_s else PRESSURE_MOVING
         else:
             pressure = PRESSURE_IDLE
         oil = OIL_TEMP_NORMAL

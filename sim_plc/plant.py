@@ -53,6 +53,7 @@ class SimPlc:
         scan_ms: int = 10,
         unit: int = 1,
         positions: Mapping[int, int] | None = None,
+        travel: Mapping[int, tuple[float, float]] | None = None,
     ) -> None:
         if not MIN_SLOTS <= len(kinds) <= MAX_SLOTS:
             raise ValueError(f"a PLC has {MIN_SLOTS}..{MAX_SLOTS} slots, not {len(kinds)}")
@@ -72,7 +73,8 @@ class SimPlc:
                     raise ValueError(f"slot {index} is a traffic signal and has no position")
                 self.slots.append(Signal(index, now))
             else:
-                self.slots.append(Leaf(index, kind, now, positions.pop(index, POSITION_CLOSED)))
+                travel_s, efo_s = (travel or {}).get(index, (None, None))
+                self.slots.append(Leaf(index, kind, now, positions.pop(index, POSITION_CLOSED), travel_s, efo_s))
         if unknown := set(positions) - set(range(len(self.kinds))):
             raise ValueError(f"positions for slots that do not exist: {sorted(unknown)}")
         self.crc = config_crc32([int(k) for k in self.kinds])

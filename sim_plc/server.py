@@ -12,6 +12,7 @@ from typing import Any
 from pymodbus.pdu import ModbusPDU
 
 from config.schema import PlcSection, SiteConfig
+from hal.kinds import KINDS
 from sim_plc.clock import Clock, SystemClock
 from sim_plc.device import build_device
 from sim_plc.errors import FaultError
@@ -138,6 +139,12 @@ class SimSite:
         assert plc.port is not None
         return plc.port
 
+    def _travel(self, plc: str) -> dict[int, tuple[float, float]]:
+        """Each leaf slot's physics from its kind (hal/kinds.py): nominal and EFO travel times."""
+        specs = {d.slot: KINDS[d.kind] for d in self.site.devices_of(plc)}
+        return {slot: (spec.sim_travel_s, spec.sim_efo_travel_s or None) for slot, spec in specs.items()
+                if spec.behaviour == "leaf"}
+
     async def start(self) -> None:
         """Create the PLCs, listen on every TCP endpoint and start the scan loops."""
         try:
@@ -149,7 +156,8 @@ class SimSite:
                 if not kinds:
                     self._skip(section.name, "has no devices")
                     continue
-                plc = SimPlc(section.name, kinds, self.clock, scan_ms=self.scan_ms, unit=section.unit)
+                plc = SimPlc(section.name, kinds, self.clock, scan_ms=self.scan_ms, unit=section.unit,
+                             travel=self._travel(section.name))
                 host = self._host_override or section.host
                 assert host is not None
                 endpoint = TcpEndpoint(plc, host, self._port_for(section), self.write_log)
@@ -174,7 +182,8 @@ class SimSite:
                     self._skip(section.name, reason)
                 continue
             plcs = [
-                SimPlc(s.name, self.site.slot_kinds(s.name), self.clock, scan_ms=self.scan_ms, unit=s.unit)
+                SimPlc(s.name, self.site.slot_kinds(s.name), self.clock, scan_ms=self.scan_ms, unit=s.unit,
+                       travel=self._travel(s.name))
                 for s in sections
             ]
             line = SerialEndpoint(

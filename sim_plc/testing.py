@@ -29,9 +29,10 @@ class PlcRig:
         kinds: Sequence[Kind | int],
         positions: Mapping[int, int] | None = None,
         scan_ms: int = 10,
+        travel: Mapping[int, tuple[float, float]] | None = None,
     ) -> None:
         self.clock = FakeClock()
-        self.plc = SimPlc("test-plc", kinds, self.clock, scan_ms=scan_ms, positions=positions)
+        self.plc = SimPlc("test-plc", kinds, self.clock, scan_ms=scan_ms, positions=positions, travel=travel)
         self.scan_s = scan_ms / 1000
         self.feed_heartbeat = True
         self.seq = 0

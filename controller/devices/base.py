@@ -14,6 +14,7 @@ from transitions.extensions.asyncio import AsyncMachine, AsyncTimeout
 from transitions.extensions.states import add_state_features
 
 from config.schema import DeviceSection
+from hal.kinds import KindSpec
 from hal.profile import Kind
 from hal.snapshot import SlotSnapshot
 from hal.unit import Quality
@@ -89,6 +90,7 @@ StateChangeHandler = Callable[[StateChange], Awaitable[None]]
 class Device:
     """Base of every device kind; a kind module gives STATES, VERBS and `derive_state`."""
 
+    SPEC: ClassVar[KindSpec]  # the kind's entry in hal/kinds.py
     KIND: ClassVar[Kind]
     STATES: ClassVar[tuple[str, ...]]
     VERBS: ClassVar[dict[str, int]]  # what a person types -> COMMAND value
@@ -118,7 +120,7 @@ class Device:
         self._in_force_until = 0.0  # loop time until which the last command may still move the device
         self._goal_reached = False  # the previous reading showed the command's goal: it ends with this one
         self.opening_pending = 0  # opening commands checked and not yet answered by the PLC
-        self.machine = machine_for(type(self), cfg.travel_s * cfg.travel_factor)
+        self.machine = machine_for(type(self), self.travel_limit_s)
         self.machine.add_model(self)
 
     def detach(self) -> None:
@@ -232,8 +234,13 @@ class Device:
         return self.shown(self.state)
 
     def shown(self, state: str) -> str:
-        """Any state of this kind as a guard reads it."""
-        return state
+        """Any state of this kind as a guard reads it (blockers say raised / lowered)."""
+        return self.SPEC.state_words.get(state, state)
+
+    @property
+    def travel_limit_s(self) -> float:
+        """How long a travel may take before it is a fault: the site's travel time × its factor."""
+        return self.cfg.travel_s * self.cfg.travel_factor
 
     def as_dict(self) -> dict:
         fb = self.feedback
@@ -250,6 +257,6 @@ class Device:
             "flags": self.flags(),
             "intent": self.intent.verb if self.intent else None,
             "intent_by": self.intent.by if self.intent else None,
-            "verbs": [verb for verb in self.VERBS if verb != "efo"],  # what a person may type for it
-            "travel_limit_s": self.cfg.travel_s * self.cfg.travel_factor,
+            "verbs": self.SPEC.valid_verbs,  # what a person may type for it
+            "travel_limit_s": self.travel_limit_s,
         }

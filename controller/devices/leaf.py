@@ -1,35 +1,24 @@
-"""Feedback rules shared by the leaf kinds (folding gate, road blocker, boom barrier)."""
+"""Leaf behaviour: two limits and a drive (folding gate, road blocker, spike strip, boom barrier)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from controller.devices.base import Device
-from hal.profile import FAULT_CODE_MEANING, Command, FaultCode, Kind, Status
+from hal.kinds import KindSpec
+from hal.profile import FAULT_CODE_MEANING, FaultCode, Status
 from hal.snapshot import SlotSnapshot
 
 LEAF_STATES = ("unknown", "open", "closed", "opening", "closing", "stopped", "fault", "local")
 
 
-# The FAULT_CODE values each kind can report (profile §2.2); another is named as not expected from it.
-KIND_FAULT_CODES = {
-    Kind.FOLDING_GATE: {1, 2, 5, 6, 8}, Kind.BOOM_BARRIER: {1, 2, 5, 6, 8},
-    Kind.ROAD_BLOCKER: {1, 2, 3, 4, 5, 6, 8}, Kind.TRAFFIC_SIGNAL: {7},
-}
-KIND_WORD = {Kind.FOLDING_GATE: "folding gate", Kind.BOOM_BARRIER: "boom barrier", Kind.ROAD_BLOCKER: "road blocker",
-             Kind.TRAFFIC_SIGNAL: "traffic signal"}
-
-
-def fault_text(code: int, kind: Kind | None = None) -> str:
+def fault_text(code: int, kind: KindSpec | None = None) -> str:
     """FAULT_CODE in words, for the kind that reported it."""
     try:
         meaning = FAULT_CODE_MEANING[FaultCode(code)]
     except ValueError:
         return f"fault code {code}, not in the PLC profile (check the PLC program)"
-    if kind is not None and code not in KIND_FAULT_CODES.get(kind, {code}):
-        return f"fault code {code} ({meaning}), not a fault a {KIND_WORD[kind]} reports (check the PLC program)"
+    if kind is not None and code not in kind.fault_codes:
+        return f"fault code {code} ({meaning}), not a fault a {kind.word} reports (check the PLC program)"
     return meaning
-
 
 
 # STATUS bits as plain ints (IntFlag operators cost several times an int's on the poll path)
@@ -38,6 +27,7 @@ _MOVING_OPEN, _MOVING_CLOSE = int(Status.MOVING_OPEN), int(Status.MOVING_CLOSE)
 _AT_OPEN, _AT_CLOSED = int(Status.AT_OPEN), int(Status.AT_CLOSED)
 _LIMITS = _AT_OPEN | _AT_CLOSED
 
+
 class LeafDevice(Device):
     """A device with an open and a closed limit that travels between them."""
 
@@ -45,21 +35,11 @@ class LeafDevice(Device):
     STATUS_BITS = Status
     LOCAL_BITS = int(Status.LOCAL | Status.MANUAL_RELEASE)
     TIMED_STATES = ("opening", "closing")
-    VERBS: ClassVar[dict[str, int]] = {
-        "open": Command.OPEN,
-        "close": Command.CLOSE,
-        "stop": Command.STOP,
-        "reset": Command.RESET,
-    }
-    OPENING_VERBS = frozenset({"open"})
-    SECURE_VERB = LOCKDOWN_VERB = "close"
-    OPEN_VERB = "open"
-    SECURED_STATE, OPEN_STATE = "closed", "open"
 
     def derive_state(self, slot: SlotSnapshot) -> tuple[str, str]:
         status = slot.status  # tested with int masks: this runs for every device on every poll
         if status & _DRIVE_FAULT or slot.fault_code:
-            return "fault", f"PLC fault: {fault_text(slot.fault_code, self.KIND)}"
+            return "fault", f"PLC fault: {fault_text(slot.fault_code, self.SPEC)}"
         if status & _LIMITS == _LIMITS:
             return "fault", "both limit switches made"
         if status & _LOCAL:

@@ -1,9 +1,9 @@
-"""Traffic signal: shows red or green; green is the opening command."""
+"""Signal behaviour: shows red or green (a lamp fault, or local control); the traffic signal kind."""
 
 from __future__ import annotations
 
 from controller.devices.base import Device
-from hal.profile import Kind, SignalCommand, SignalStatus
+from hal.profile import SignalStatus
 from hal.snapshot import SlotSnapshot
 
 
@@ -12,15 +12,9 @@ _LAMP_FAULT, _LOCAL = int(SignalStatus.LAMP_FAULT), int(SignalStatus.LOCAL)
 _GREEN, _RED = int(SignalStatus.GREEN), int(SignalStatus.RED)
 
 class TrafficSignal(Device):
-    KIND = Kind.TRAFFIC_SIGNAL
     STATES = ("unknown", "red", "green", "fault", "local")
     STATUS_BITS = SignalStatus
     LOCAL_BITS = int(SignalStatus.LOCAL)
-    VERBS = {"green": SignalCommand.GREEN, "red": SignalCommand.RED, "reset": SignalCommand.RESET}
-    OPENING_VERBS = frozenset({"green"})
-    SECURE_VERB = LOCKDOWN_VERB = "red"
-    OPEN_VERB = "green"
-    SECURED_STATE, OPEN_STATE = "red", "green"
 
     def derive_state(self, slot: SlotSnapshot) -> tuple[str, str]:
         status = slot.status  # int masks: every signal on every poll

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from controller.alarm_codes import CODES
 from controller.devices import DEVICE_CLASSES
-from controller.devices.road_blocker import PEOPLE_WORDS
+from hal.kinds import KINDS
 from controller.event_store import EventStore
 from controller.lanes import MODES
 from controller.render import alarms_table, event_lines, events_table, plain, status_tables
@@ -24,7 +24,7 @@ HOSTILE = [
     "car AB-123 [/] fled", "[red]shown as typed[/red]", "[bold", "\x1b[31mred\x1b[0m", "nul\x00bell\x07tab\tnl\n",
     "A" * 10_000, "שלום عربى \u202eevil", "🚧🚗💥", "lone \udcff surrogate", "", "[link=file:///etc/passwd]x[/link]",
 ]
-STATES = sorted({s for cls in DEVICE_CLASSES.values() for s in cls.STATES} | set(PEOPLE_WORDS.values()) | {"bogus"})
+STATES = sorted({s for cls in DEVICE_CLASSES.values() for s in cls.STATES} | {w for spec in KINDS.values() for w in spec.state_words.values()} | {"bogus"})
 COMMS = ["ok", "lost", "stale", "invalid", "bogus"]
 
 

@@ -379,7 +379,8 @@ def test_watchdog_not_armed_when_the_read_back_differs(readback, alarm):
 
 def test_fault_codes_are_named_for_the_kind_that_reports_them():
     from controller.devices.leaf import fault_text
-    assert fault_text(3, Kind.ROAD_BLOCKER) == "pump fault"
-    assert "not a fault a folding gate reports" in fault_text(7, Kind.FOLDING_GATE)
-    assert fault_text(7, Kind.TRAFFIC_SIGNAL) == "lamp fault"
-    assert "not in the PLC profile" in fault_text(99, Kind.FOLDING_GATE)
+    from hal.kinds import KINDS
+    assert fault_text(3, KINDS["road_blocker"]) == "pump fault"
+    assert "not a fault a folding gate reports" in fault_text(7, KINDS["folding_gate"])
+    assert fault_text(7, KINDS["traffic_signal"]) == "lamp fault"
+    assert "not in the PLC profile" in fault_text(99, KINDS["folding_gate"])
