@@ -18,7 +18,6 @@ from controller.exit_codes import ExitCode
 from controller.actions import ActionFailed, command_device
 from controller.interlocks import Refused
 from controller.lanes import SequenceFailed
-from controller.lockdown import lock_down, new_latch
 from controller.site import Site
 from controller.storage import StorageFailed
 
@@ -199,8 +198,8 @@ async def device_command(site: Site, args: dict, caller: Caller) -> Reply:
 async def lane_command(site: Site, args: dict, caller: Caller) -> Reply:
     """lane open / lane secure: run the lane's sequence and answer when it is confirmed."""
     lane = _lane(site, args.get("lane"))
-    if site.lockdown is not None:
-        raise Refused("lockdown", f"the site is in lockdown ({site.lockdown.reason}); no lane sequence")
+    if (latch := site.lockdown.latch) is not None:
+        raise Refused("lockdown", f"the site is in lockdown ({latch.reason}); no lane sequence")
     run = lane.run_open if args["verb"] == "lane_open" else lane.run_secure
     try:
         return Reply(ExitCode.DONE, await run(caller.user))
@@ -212,54 +211,17 @@ async def lane_command(site: Site, args: dict, caller: Caller) -> Reply:
 async def lockdown(site: Site, args: dict, caller: Caller) -> Reply:
     """Latch lockdown on a lane or the whole site, then secure every device of it at once."""
     reason = _reason(args)
-    if args.get("lane") is not None:
-        lane = _lane(site, args["lane"])
-        lane.cancel_sequence()
-        site.latch_lane_lockdown(lane.name, new_latch(caller.user, reason))
-        if lane.mode != "lockdown":
-            await lane.lock(by=caller.user, reason=reason)  # the lane mode is this lockdown's latch
-        result = await lock_down(site, lane.devices, caller.user)
-        scope = f"lane {lane.name}"
-    else:
-        site.lockdown = new_latch(caller.user, reason)  # latched before anything is written
-        site.store.save_mode("site", "lockdown", caller.user, reason)
-        for lane in site.lanes.values():
-            lane.cancel_sequence()
-        fan_out = asyncio.ensure_future(lock_down(site, list(site.devices.values()), caller.user))
-        site.store.record_event("lockdown", "site", f"site lockdown by {caller.user}", reason=reason)
-        for lane in site.lanes.values():  # lane modes follow while the writes are already on their way
-            if lane.mode != "lockdown":
-                await lane.lock(by=caller.user, reason=reason)
-        result = await fan_out
-        scope = "the site"
+    lane = _lane(site, args["lane"]) if args.get("lane") is not None else None
+    scope, result = await site.lockdown.engage(caller.user, reason, lane)
     code = ExitCode.DONE if result.all_secured else ExitCode.ERROR
     return Reply(code, result.describe(scope), {"secured_at": result.secured_at, "failed": result.failed})
 
 
 async def lockdown_release(site: Site, args: dict, caller: Caller) -> Reply:
-    """End a lockdown; nothing moves: each lane is secured if every device is, else fault."""
+    """End a lockdown; nothing moves."""
     reason = _reason(args)
-    if args.get("lane") is not None:
-        lane = _lane(site, args["lane"])
-        if site.lockdown is not None:
-            raise Refused("site_lockdown", "the whole site is in lockdown; release the site, not one lane")
-        if lane.mode != "lockdown":
-            raise Refused("not_in_lockdown", f"lane {lane.name} is {lane.mode}, not in lockdown")
-        site.release_lane_lockdown(lane.name)
-        lanes = [lane]
-    else:
-        if site.lockdown is None:
-            raise Refused("not_in_lockdown", "the site is not in lockdown")
-        site.lockdown = None
-        site.store.clear_mode("site")
-        site.store.record_event("lockdown", "site", f"site lockdown released by {caller.user}", reason=reason)
-        lanes = [x for x in site.lanes.values() if x.mode == "lockdown" and x.name not in site.lane_lockdowns]
-    for lane in lanes:
-        await lane.settle(by=caller.user, reason=f"lockdown released: {reason}")
-    still = [f"{name} (its own lockdown by {latch.by})" for name, latch in site.lane_lockdowns.items()]
-    kept = f"; still in lockdown: {', '.join(still)}" if still and args.get("lane") is None else ""
-    return Reply(ExitCode.DONE,
-                 "lockdown released; nothing moved: " + ", ".join(f"{x.name} {x.mode}" for x in lanes) + kept)
+    lane = _lane(site, args["lane"]) if args.get("lane") is not None else None
+    return Reply(ExitCode.DONE, await site.lockdown.release(caller.user, reason, lane))
 
 
 async def maintenance(site: Site, args: dict, caller: Caller) -> Reply:

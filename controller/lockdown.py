@@ -1,21 +1,24 @@
-"""Lockdown: latch first, then EFO every blocker and close every gate, boom and signal in parallel, then confirm."""
+"""Lockdown, in one place: the latches (site and lane), their persistence and restore, the parallel fan-out
+(EFO every blocker, CLOSE / RED the rest, then confirm) and the release."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
 
-from controller.actions import ActionFailed, command_device
+from controller.actions import ActionFailed
 from controller.devices import Device
 from controller.devices.base import DeviceNotReached
 from controller.interlocks import Refused
 
 if TYPE_CHECKING:
-    from controller.site import Site
+    from controller.event_store import EventStore
+    from controller.lanes import Lane
 
 log = structlog.get_logger("controller.lockdown")
 CONFIRM_MARGIN_S = 1.0
@@ -47,17 +50,19 @@ class LockdownResult:
         return f"lockdown of {scope} is latched, but NOT all devices are secured: {failed}"
 
 
-async def _secure_one(site: Site, device: Device, by: str, started: float) -> float:
-    await command_device(site, device, device.LOCKDOWN_VERB, by)
-    await device.wait_state(frozenset({device.SECURED_STATE}),
-                            device.travel_limit_s + CONFIRM_MARGIN_S)
+Command = Callable[[Device, str, str], Awaitable[str]]  # device, verb, by -> the PLC's acceptance
+
+
+async def _secure_one(command: Command, device: Device, by: str, started: float) -> float:
+    await command(device, device.LOCKDOWN_VERB, by)
+    await device.wait_state(frozenset({device.SECURED_STATE}), device.travel_limit_s + CONFIRM_MARGIN_S)
     return asyncio.get_running_loop().time() - started
 
 
-async def lock_down(site: Site, devices: list[Device], by: str) -> LockdownResult:
+async def lock_down(command: Command, devices: list[Device], by: str) -> LockdownResult:
     """Command every device of the scope at once (one task each, so every PLC is written in parallel)."""
     started = asyncio.get_running_loop().time()
-    results = await asyncio.gather(*(_secure_one(site, d, by, started) for d in devices), return_exceptions=True)
+    results = await asyncio.gather(*(_secure_one(command, d, by, started) for d in devices), return_exceptions=True)
     secured, failed = {}, {}
     for device, result in zip(devices, results, strict=True):
         if isinstance(result, float):
@@ -72,3 +77,101 @@ async def lock_down(site: Site, devices: list[Device], by: str) -> LockdownResul
 
 def new_latch(by: str, reason: str) -> Latch:
     return Latch(by=by, reason=reason, since=time.time())
+
+
+SITE_SCOPE = "site"
+
+
+def lane_scope(lane: str) -> str:
+    return f"lockdown:lane:{lane}"
+
+
+class Lockdown:
+    """The site's lockdown latches. A latch is set before anything is written and persisted at once; a
+    securing latch holds even when the disk refuses it (`persisted` says so). A lane locked down on its
+    own keeps its own latch: it outlives the release of a site lockdown."""
+
+    def __init__(self, store: EventStore, lanes: dict[str, Lane], devices: dict[str, Device], command: Command):
+        self._store, self._lanes, self._devices, self._command = store, lanes, devices, command
+        self.latch: Latch | None = None  # the whole site
+        self.lane_latches: dict[str, Latch] = {}  # lanes locked down on their own
+
+    def restore(self, saved: dict[str, tuple[str, str, str, float]]) -> None:
+        """Take the latches saved before a restart (lane modes are restored by the lanes first)."""
+        if SITE_SCOPE in saved:
+            _, by, reason, since = saved[SITE_SCOPE]
+            self.latch = Latch(by=by, reason=reason, since=since)
+        for name, lane in self._lanes.items():
+            if (entry := saved.get(lane_scope(name))) is not None:
+                _, by, reason, since = entry
+                self.lane_latches[name] = Latch(by=by, reason=reason, since=since)
+                if lane.mode != "lockdown":  # stopped between saving the latch and the lane mode
+                    lane.restore("lockdown", by, reason, since)
+            elif lane.mode == "lockdown" and self.latch is None:  # saved without its latch: keep it locked
+                self._latch_lane(name, Latch(by=lane.by, reason=lane.reason, since=lane.since))
+
+    def locked(self, lane: Lane | None) -> bool:
+        """True while a site lockdown, or a lockdown of this lane, is in force."""
+        return self.latch is not None or (lane is not None and lane.mode == "lockdown")
+
+    def _latch_lane(self, lane: str, latch: Latch) -> None:
+        self.lane_latches[lane] = latch
+        self._store.save_mode(lane_scope(lane), "lockdown", latch.by, latch.reason)
+
+    async def engage(self, by: str, reason: str, lane: Lane | None = None) -> tuple[str, LockdownResult]:
+        """Latch the site (or one lane), then secure every device of it at once; (scope, result)."""
+        if lane is not None:
+            lane.cancel_sequence()
+            self._latch_lane(lane.name, new_latch(by, reason))
+            if lane.mode != "lockdown":
+                await lane.lock(by=by, reason=reason)  # the lane mode is this lockdown's latch
+            return f"lane {lane.name}", await lock_down(self._command, lane.devices, by)
+        self.latch = new_latch(by, reason)  # latched before anything is written
+        self._store.save_mode(SITE_SCOPE, "lockdown", by, reason)
+        for each in self._lanes.values():
+            each.cancel_sequence()
+        fan_out = asyncio.ensure_future(lock_down(self._command, list(self._devices.values()), by))
+        self._store.record_event("lockdown", "site", f"site lockdown by {by}", reason=reason)
+        for each in self._lanes.values():  # lane modes follow while the writes are already on their way
+            if each.mode != "lockdown":
+                await each.lock(by=by, reason=reason)
+        return "the site", await fan_out
+
+    async def release(self, by: str, reason: str, lane: Lane | None = None) -> str:
+        """End a lockdown; nothing moves: each lane released shows the mode its devices report."""
+        if lane is not None:
+            if self.latch is not None:
+                raise Refused("site_lockdown", "the whole site is in lockdown; release the site, not one lane")
+            if lane.mode != "lockdown":
+                raise Refused("not_in_lockdown", f"lane {lane.name} is {lane.mode}, not in lockdown")
+            self.lane_latches.pop(lane.name, None)
+            self._store.clear_mode(lane_scope(lane.name))
+            lanes = [lane]
+        else:
+            if self.latch is None:
+                raise Refused("not_in_lockdown", "the site is not in lockdown")
+            self.latch = None
+            self._store.clear_mode(SITE_SCOPE)
+            self._store.record_event("lockdown", "site", f"site lockdown released by {by}", reason=reason)
+            lanes = [x for x in self._lanes.values() if x.mode == "lockdown" and x.name not in self.lane_latches]
+        for each in lanes:
+            await each.settle(by=by, reason=f"lockdown released: {reason}")
+        still = [f"{name} (its own lockdown by {latch.by})" for name, latch in self.lane_latches.items()]
+        kept = f"; still in lockdown: {', '.join(still)}" if still and lane is None else ""
+        return "lockdown released; nothing moved: " + ", ".join(f"{x.name} {x.mode}" for x in lanes) + kept
+
+    def as_dict(self) -> dict | None:
+        """The site latch for the status, and whether it is on disk."""
+        if self.latch is None:
+            return None
+        return {**latch_dict(self.latch), "persisted": SITE_SCOPE not in self._store.unsaved_scopes}
+
+    def lane_latch(self, lane: str) -> dict | None:
+        return latch_dict(self.lane_latches.get(lane))
+
+    def lane_persisted(self, lane: str) -> bool:
+        return lane_scope(lane) not in self._store.unsaved_scopes
+
+
+def latch_dict(latch: Latch | None) -> dict | None:
+    return {"by": latch.by, "reason": latch.reason, "since": latch.since} if latch else None

@@ -14,7 +14,8 @@ from controller.alarms import AlarmBoard
 from controller.event_store import EventStore
 from controller.supervision import DeviceWatch, PlcConditions
 from controller.lanes import Lane
-from controller.lockdown import Latch
+from controller.actions import command_device
+from controller.lockdown import Lockdown
 from hal.bus import Bus
 from hal.rtu import RtuTransport
 from hal.transport import TcpTransport, Transport
@@ -68,10 +69,10 @@ class Site:
         self._devices_by_plc = {p.name: [d for d in self.devices.values() if d.plc == p.name] for p in cfg.plc}
         self.lanes: dict[str, Lane] = {lane.name: Lane(lane, self) for lane in cfg.lane}
         self._lane_of = {name: self.lanes[lane.name] for lane in cfg.lane for name in lane.members().values()}
-        self.lockdown: Latch | None = None
+        self.lockdown = Lockdown(store, self.lanes, self.devices,
+                                 lambda device, verb, by: command_device(self, device, verb, by))
         self.audit_break_recorded: tuple[tuple[str, int | None], ...] = ()  # last break `audit verify` recorded
         self.publisher: MqttPublisher | None = None  # set by barrierd when the site has [mqtt]
-        self.lane_lockdowns: dict[str, Latch] = {}  # lanes locked down on their own, apart from the site
         self.alarms = AlarmBoard(store.storage, store.record_event)
         store.storage.listeners.append(self._storage_changed)
         self._storage_changed(store.storage.problem)
@@ -84,21 +85,11 @@ class Site:
 
     def _restore_modes(self) -> None:
         saved = self.store.load_modes()
-        if "site" in saved:
-            _, by, reason, since = saved["site"]
-            self.lockdown = Latch(by=by, reason=reason, since=since)
         for name, lane in self.lanes.items():
             if (entry := saved.get(f"lane:{name}")) is not None:
-                mode, by, reason, since = entry
-                lane.restore(mode, by, reason, since)
-            if (entry := saved.get(f"lockdown:lane:{name}")) is not None:
-                _, by, reason, since = entry
-                self.lane_lockdowns[name] = Latch(by=by, reason=reason, since=since)
-                if lane.mode != "lockdown":  # stopped between saving the latch and the lane mode
-                    lane.restore("lockdown", by, reason, since)
-            elif lane.mode == "lockdown" and self.lockdown is None:  # saved without its latch: keep it locked
-                self.latch_lane_lockdown(name, Latch(by=lane.by, reason=lane.reason, since=lane.since))
-        log.info("modes_restored", lockdown=self.lockdown is not None,
+                lane.restore(*entry)
+        self.lockdown.restore(saved)
+        log.info("modes_restored", lockdown=self.lockdown.latch is not None,
                  lanes={n: lane.mode for n, lane in self.lanes.items()})
 
     def _record_interrupted_commands(self) -> None:
@@ -122,19 +113,9 @@ class Site:
         lane = self.lane_of(device)
         return lane.devices if lane is not None else [self.devices[device]]
 
-    def latch_lane_lockdown(self, lane: str, latch: Latch) -> None:
-        """A lockdown of this lane alone: it outlives a site lockdown's release."""
-        self.lane_lockdowns[lane] = latch
-        self.store.save_mode(f"lockdown:lane:{lane}", "lockdown", latch.by, latch.reason)
-
-    def release_lane_lockdown(self, lane: str) -> None:
-        self.lane_lockdowns.pop(lane, None)
-        self.store.clear_mode(f"lockdown:lane:{lane}")
-
     def locked(self, device: str) -> bool:
         """True while a site lockdown, or a lockdown of the device's lane, is in force."""
-        lane = self.lane_of(device)
-        return self.lockdown is not None or (lane is not None and lane.mode == "lockdown")
+        return self.lockdown.locked(self.lane_of(device))
 
     async def start(self) -> None:
         """Open one bus per TCP PLC and one per RS-485 line (every PLC on it a unit); nothing is commanded."""
@@ -234,17 +215,15 @@ class Site:
         )
 
     def status(self) -> dict:
-        latch = self.lockdown
         unsaved = self.store.unsaved_scopes
         return {
             "site": self.cfg.site.name,
-            "lockdown": ({"by": latch.by, "reason": latch.reason, "since": latch.since, "persisted": "site" not in unsaved}
-                         if latch else None),
+            "lockdown": self.lockdown.as_dict(),
             "lanes": [
                 {"name": lane.name, "mode": lane.mode, "devices": [d.name for d in lane.devices],
                  "by": lane.by, "reason": lane.reason, "since": lane.since,
-                 "persisted": f"lane:{lane.name}" not in unsaved and f"lockdown:lane:{lane.name}" not in unsaved,
-                 "lockdown": _latch_dict(self.lane_lockdowns.get(lane.name))}
+                 "persisted": f"lane:{lane.name}" not in unsaved and self.lockdown.lane_persisted(lane.name),
+                 "lockdown": self.lockdown.lane_latch(lane.name)}
                 for lane in self.lanes.values()
             ],
             "storage": self.store.health(),
@@ -254,6 +233,3 @@ class Site:
             "mqtt": self.publisher.as_dict() if self.publisher is not None else None,
         }
 
-
-def _latch_dict(latch: Latch | None) -> dict | None:
-    return {"by": latch.by, "reason": latch.reason, "since": latch.since} if latch else None

@@ -200,7 +200,7 @@ class LaneMachine(RuleBasedStateMachine):
 
     @invariant()
     def locked_lanes_stay_locked(self):
-        if self.site.lockdown is not None:
+        if self.site.lockdown.latch is not None:
             assert all(lane.mode == "lockdown" for lane in self.site.lanes.values())
         for lane in self.own_lockdowns:  # releasing the site does not release a lane's own lockdown
             assert self.site.lanes[lane].mode == "lockdown", f"{lane} left its own lockdown unreleased"

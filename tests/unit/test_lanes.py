@@ -85,7 +85,7 @@ async def test_modes_survive_a_restart_and_interrupted_sequences_become_faults(t
     site = Site(CFG, store)
     assert site.lanes["lane-1"].mode == "fault" and "interrupted by a restart" in site.lanes["lane-1"].reason
     assert site.lanes["lane-2"].mode == "lockdown" and site.lanes["lane-2"].reason == "drill"
-    assert site.lockdown is not None and site.lockdown.by == "guard"
+    assert site.lockdown.latch is not None and site.lockdown.latch.by == "guard"
     interrupted = [e for e in store.recent_events() if e["kind"] == "command_interrupted"]
     assert [e["subject"] for e in interrupted] == ["gate-1"]
     assert store.load_in_flight() == {}
@@ -125,7 +125,7 @@ async def test_a_lanes_own_lockdown_outlives_the_release_of_a_site_lockdown_and_
     site.store.close()
 
     site = Site(CFG, EventStore(store_path))  # barrierd restarted
-    assert site.lanes["lane-1"].mode == "lockdown" and "lane-1" in site.lane_lockdowns
+    assert site.lanes["lane-1"].mode == "lockdown" and "lane-1" in site.lockdown.lane_latches
     fake = FakePlant(site)
     site.buses = {name: fake for name in PLCS}
     for device in site.devices.values():
@@ -134,7 +134,7 @@ async def test_a_lanes_own_lockdown_outlives_the_release_of_a_site_lockdown_and_
     await run(site, "lockdown_release", TECH, reason="second drill over")
     assert site.lanes["lane-1"].mode == "lockdown"
     assert (await run(site, "lockdown_release", TECH, lane="lane-1", reason="vehicle cleared")).code is ExitCode.DONE
-    assert site.lanes["lane-1"].mode == "secured" and site.lane_lockdowns == {}
+    assert site.lanes["lane-1"].mode == "secured" and site.lockdown.lane_latches == {}
     site.store.close()
 
 

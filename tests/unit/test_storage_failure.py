@@ -193,7 +193,7 @@ async def test_text_that_is_not_unicode_is_refused_and_nothing_latched(plant):
     site = plant.site
     reply = await run(site, "lockdown", reason="intruder\udcff")
     assert reply.code is ExitCode.USAGE and "not valid Unicode" in reply.message
-    assert site.lockdown is None and all(lane.mode != "lockdown" for lane in site.lanes.values())
+    assert site.lockdown.latch is None and all(lane.mode != "lockdown" for lane in site.lanes.values())
     reply = await run(site, "maintenance_enter", TECH, lane="lane-1", reason="\udcffoil")
     assert reply.code is ExitCode.USAGE and site.lanes["lane-1"].mode == "secured"
     assert site.store.recent_commands()[-1]["args"] == {"not_stored": "arguments that are not valid Unicode"}
