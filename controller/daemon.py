@@ -106,7 +106,7 @@ def _start_publisher(cfg: SiteConfig, site: Site) -> MqttPublisher:
     assert cfg.mqtt is not None
     publisher = MqttPublisher(cfg.mqtt, site)
     site.store.listeners.append(publisher.on_event)
-    site.publisher = publisher
+    site.status_extras["mqtt"] = publisher.as_dict
     publisher.start()
     return publisher
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import structlog
 
@@ -21,8 +21,6 @@ from hal.rtu import RtuTransport
 from hal.transport import TcpTransport, Transport
 from hal.unit import PlcReading, Quality, UnitSpec
 
-if TYPE_CHECKING:
-    from controller.mqtt_publish import MqttPublisher
 
 log = structlog.get_logger("controller.site")
 STORAGE = "event-store"  # the subject of the storage alarm
@@ -72,7 +70,8 @@ class Site:
         self.lockdown = Lockdown(store, self.lanes, self.devices,
                                  lambda device, verb, by: command_device(self, device, verb, by))
         self.audit_break_recorded: tuple[tuple[str, int | None], ...] = ()  # last break `audit verify` recorded
-        self.publisher: MqttPublisher | None = None  # set by barrierd when the site has [mqtt]
+        # parts of the status that adapters add (barrierd adds its MQTT link): name -> its current view
+        self.status_extras: dict[str, Callable[[], dict | None]] = {}
         self.alarms = AlarmBoard(store.storage, store.record_event)
         store.storage.listeners.append(self._storage_changed)
         self._storage_changed(store.storage.problem)
@@ -230,6 +229,6 @@ class Site:
             "devices": [d.as_dict() for d in self.devices.values()],
             "alarms": [a for a in self.alarms.listing() if a["active"]],
             "plcs": [v.as_dict() for v in self.plcs.values()],
-            "mqtt": self.publisher.as_dict() if self.publisher is not None else None,
+            **{name: part() for name, part in self.status_extras.items()},
         }
 
