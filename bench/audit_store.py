@@ -10,7 +10,8 @@ from typing import Any
 
 from bench.procs import percentile
 from controller.audit_head import AuditHead
-from controller.event_store import Caller, EventStore
+from controller.auth import Caller
+from controller.event_store import EventStore
 
 STATE_DISK = Path("/var/tmp")  # a real disk, as /var/lib/barrierd is (a tmpfs would make every fsync free)
 CALLS_PER_SECOND_OF_BENCH = 50  # --seconds 10 → 500 calls of each

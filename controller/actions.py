@@ -9,6 +9,7 @@ import structlog
 from controller.devices import Device
 from controller.devices.base import DeviceNotReached
 from controller.interlocks import Refused, check_device_command
+from controller.states import DeviceState
 from hal.errors import CommsError
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ async def command_device(site: Site, device: Device, verb: str, by: str, *, sequ
     if verb == "reset":
         device.clear_latched_fault()  # only once the PLC accepted the reset
         try:
-            await device.wait_state(frozenset(device.STATES) - {"fault", "unknown"}, RESET_SETTLE_S,
+            await device.wait_state(frozenset(device.STATES) - {DeviceState.FAULT, DeviceState.UNKNOWN}, RESET_SETTLE_S,
                                     fail_fast=False)
         except DeviceNotReached as exc:
             raise Refused("fault_cause_present", f"{device.name}: the PLC kept the fault after RESET: {exc}") from exc

@@ -5,22 +5,27 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-from enum import IntEnum
+from dataclasses import dataclass
 
 from config.schema import AccessSection
+from controller.states import Role
+
+__all__ = ["Caller", "Role", "role_for", "user_name"]
 
 
-class Role(IntEnum):
-    """Cumulative roles; NONE may do nothing."""
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request (from SO_PEERCRED on the control socket), and the role the site gives them."""
 
-    NONE = 0
-    VIEWER = 1
-    OPERATOR = 2
-    TECHNICIAN = 3
+    uid: int
+    gid: int
+    pid: int
+    user: str
+    role: Role
 
-    @property
-    def label(self) -> str:
-        return self.name.lower()
+    def __post_init__(self) -> None:
+        if isinstance(self.role, str):  # a role given by its name ("operator")
+            object.__setattr__(self, "role", Role[self.role.upper()])
 
 
 def user_name(uid: int) -> str:

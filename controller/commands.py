@@ -13,13 +13,14 @@ import structlog
 
 from controller.auth import Role
 from hal.kinds import ALL_VERBS
-from controller.event_store import Caller
+from controller.auth import Caller
 from controller.exit_codes import ExitCode
 from controller.actions import ActionFailed, command_device
 from controller.interlocks import Refused
 from controller.lanes import SequenceFailed
 from controller.site import Site
 from controller.storage import StorageFailed
+from controller.states import LaneMode
 
 log = structlog.get_logger("controller.commands")
 
@@ -94,9 +95,9 @@ class Registry:
 
     async def _authorised(self, site: Site, name: str, args: dict, caller: Caller) -> Reply:
         role, handler = self.entries[name]
-        if Role[caller.role.upper()] < role:
+        if caller.role < role:
             return Reply(ExitCode.NOT_AUTHORISED,
-                         f"{name} needs role {role.label}; {caller.user} (uid {caller.uid}) has {caller.role}")
+                         f"{name} needs role {role.label}; {caller.user} (uid {caller.uid}) has {caller.role.label}")
         if name not in READ_ONLY:
             try:
                 site.store.record_request(caller, name, args, required=name not in SECURING)
@@ -189,7 +190,7 @@ async def device_command(site: Site, args: dict, caller: Caller) -> Reply:
         takes = ", ".join(v for v in device.VERBS if v != "efo")
         raise CommandFailed(ExitCode.USAGE, f"{verb} is not a command for {device.name} ({device.cfg.kind}); it takes {takes}")
     lane = site.lane_of(device.name)
-    if lane is not None and lane.mode == "maintenance" and Role[caller.role.upper()] < Role.TECHNICIAN:
+    if lane is not None and lane.mode == LaneMode.MAINTENANCE and caller.role < Role.TECHNICIAN:
         raise CommandFailed(ExitCode.NOT_AUTHORISED,
                             f"lane {lane.name} is in maintenance: its devices are driven by a technician")
     return Reply(ExitCode.DONE, await command_device(site, device, verb, caller.user))
@@ -231,7 +232,7 @@ async def maintenance(site: Site, args: dict, caller: Caller) -> Reply:
     if args["verb"] == "maintenance_enter":
         if site.locked(lane.devices[0].name):
             raise Refused("lockdown", f"lane {lane.name} is in lockdown; release it first")
-        if lane.mode == "maintenance":
+        if lane.mode == LaneMode.MAINTENANCE:
             raise Refused("already_in_maintenance", f"lane {lane.name} is already in maintenance")
         try:  # not a securing latch: shown only once it is on disk
             site.store.save_mode(f"lane:{lane.name}", "maintenance", caller.user, reason, required=True)
@@ -240,7 +241,7 @@ async def maintenance(site: Site, args: dict, caller: Caller) -> Reply:
         lane.cancel_sequence()
         await lane.enter_maintenance(by=caller.user, reason=reason)
     else:
-        if lane.mode != "maintenance":
+        if lane.mode != LaneMode.MAINTENANCE:
             raise Refused("not_in_maintenance", f"lane {lane.name} is {lane.mode}, not in maintenance")
         await lane.settle(by=caller.user, reason=reason)
     return Reply(ExitCode.DONE, f"lane {lane.name} is {lane.mode}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import structlog
 
 from controller.connection_limits import ConnectionCaps, RefusalBudget
-from controller.event_store import Caller
+from controller.auth import Caller
 from controller.exit_codes import ExitCode
 from controller.request_bounds import MAX_REQUEST_BYTES, MalformedRequest, parse_request
 

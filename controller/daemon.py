@@ -14,10 +14,10 @@ import structlog
 
 from config import ConfigError, SiteConfig, load_site
 from controller.audit import AuditKeyError
-from controller.auth import role_for, user_name
+from controller.auth import Caller, role_for, user_name
 from controller.commands import build_registry
 from controller.control_socket import ControlServer
-from controller.event_store import Caller, EventStore
+from controller.event_store import EventStore
 from controller.logging_setup import configure_logging
 from controller.instance_lock import InstanceLockError, single_instance
 from controller.paths import NoDefaultSocket, default_socket, default_state_dir
@@ -52,7 +52,7 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
 
     def identify(pid: int, uid: int, gid: int) -> Caller:
         role = role_for(uid, gid, cfg.access, daemon_uid)
-        return Caller(uid=uid, gid=gid, pid=pid, user=user_name(uid), role=role.label)
+        return Caller(uid=uid, gid=gid, pid=pid, user=user_name(uid), role=role)
 
     async def dispatch(request: dict, caller: Caller) -> dict:
         return (await registry.dispatch(site, request, caller)).as_dict()

@@ -8,11 +8,11 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from controller.audit import SEALED_COLUMNS, Chain, ChainReport, load_or_create_key, verify
 from controller.audit_head import AuditHead
+from controller.auth import Caller
 from controller.storage import Storage, StorageFailed
 
 SCHEMA = """
@@ -57,17 +57,6 @@ CREATE TABLE IF NOT EXISTS modes (  -- what must survive a restart: lane modes, 
 
 
 SYNC_PERIOD_S = 10.0  # the longest an event that is not a command waits to be on disk (and under the head)
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who sent a request over the control socket (from SO_PEERCRED)."""
-
-    uid: int
-    gid: int
-    pid: int
-    user: str
-    role: str
 
 
 class EventStore:
@@ -180,17 +169,17 @@ class EventStore:
         return self.record_event(
             "command_requested", _subject(args), f"{caller.user}: {command} requested",
             durable=True, essential=True, required=required,
-            uid=caller.uid, pid=caller.pid, role=caller.role, command=command, args=args,
+            uid=caller.uid, pid=caller.pid, role=caller.role.label, command=command, args=args,
         )
 
     def record_command(self, caller: Caller, command: str, args: dict, outcome: str, exit_code: int,
                        message: str, said: str | None = None) -> int | None:
         """The command row with its outcome (durable), and a short event for the event list (`said`: the
         outcome in a guard's words, the outcome itself if None)."""
-        values = (time.time(), caller.uid, _text(caller.user), caller.pid, caller.role, _text(command),
+        values = (time.time(), caller.uid, _text(caller.user), caller.pid, caller.role.label, _text(command),
                   json.dumps(args, default=str), outcome, exit_code, _text(message))
         detail = {"table": "commands", "ts": values[0], "uid": caller.uid, "user": values[2], "pid": caller.pid,
-                  "role": caller.role, "command": values[5], "args": values[6], "outcome": outcome,
+                  "role": caller.role.label, "command": values[5], "args": values[6], "outcome": outcome,
                   "exit_code": exit_code, "message": values[9]}
         command_id = self.storage.write(lambda db: self._append(db, "commands", values, True), detail,
                                         durable=True, essential=True)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from controller.alarm_codes import Severity
 from controller.devices import Device
+from controller.states import DeviceState, LaneMode
 from hal.profile import Status
 from hal.unit import Quality
 
@@ -29,7 +30,7 @@ _VEHICLE_PRESENT = int(Status.VEHICLE_PRESENT)
 
 def is_secured(device: Device) -> bool:
     """Confirmed blocking: closed (a blocker raised) or red, from good data."""
-    return device.quality is Quality.GOOD and device.state in ("closed", "red")
+    return device.quality is Quality.GOOD and device.state in (DeviceState.CLOSED, DeviceState.RED)
 
 
 def stays_secured(device: Device) -> bool:
@@ -51,9 +52,9 @@ def check_device_command(site: Site, device: Device, verb: str, *, sequence: boo
     if device.quality is not Quality.GOOD:
         raise Refused("data_not_valid",
                       f"{device.name}: PLC data are {device.quality.value} ({device.quality_reason}); no command written")
-    if device.state == "local":
+    if device.state == DeviceState.LOCAL:
         raise Refused("device_local", f"{device.name} is under local control; no command written")
-    if verb in device.OPENING_VERBS and device.state == "fault":
+    if verb in device.OPENING_VERBS and device.state == DeviceState.FAULT:
         raise Refused("device_fault", f"{device.name} has a fault; nothing that opens it is allowed until reset")
     lane = site.lane_of(device.name)
     if verb in device.OPENING_VERBS:
@@ -69,9 +70,9 @@ def check_device_command(site: Site, device: Device, verb: str, *, sequence: boo
         if present:
             raise Refused("fault_cause_present", f"{device.name}: {present[0].code} ({present[0].message}) is still present")
     if verb != "efo" and verb not in SECURING_VERBS and site.locked(device.name):
-        who = f"lane {lane.name}" if lane is not None and lane.mode == "lockdown" else "the site"
+        who = f"lane {lane.name}" if lane is not None and lane.mode == LaneMode.LOCKDOWN else "the site"
         raise Refused("lockdown", f"{who} is in lockdown; {verb} {device.name} is not allowed until a technician releases it")
-    if lane is not None and verb in device.OPENING_VERBS and lane.mode == "fault":
+    if lane is not None and verb in device.OPENING_VERBS and lane.mode == LaneMode.FAULT:
         raise Refused("lane_fault", f"lane {lane.name} is in fault ({lane.reason}); secure it first")
     if verb in device.SPEC.vehicle_interlocked:
         blocking = [d for d in site.lane_devices_of(device.name) if vehicle_present(d)]
@@ -86,5 +87,5 @@ def check_device_command(site: Site, device: Device, verb: str, *, sequence: boo
                     raise Refused("never_both_open",
                                   f"{device.name} and {other.name} are an airlock pair; {other.name} is "
                                   f"{other.state} ({other.quality.value}), not confirmed closed")
-    if lane is not None and lane.mode == "maintenance" and sequence:
+    if lane is not None and lane.mode == LaneMode.MAINTENANCE and sequence:
         raise Refused("maintenance", f"lane {lane.name} is in maintenance; no automatic sequence")

@@ -14,6 +14,7 @@ from controller.actions import ActionFailed, command_device
 from controller.devices import Device
 from controller.devices.base import DeviceNotReached
 from controller.interlocks import Refused, is_secured
+from controller.states import DERIVED_MODES, LaneMode
 from hal.unit import Quality
 
 if TYPE_CHECKING:
@@ -21,9 +22,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("controller.lanes")
 
-MODES = ("unknown", "open", "securing", "secured", "opening", "mixed", "lockdown", "maintenance", "fault")
+MODES = tuple(m.value for m in LaneMode)  # the machine is given plain strings; LaneMode members equal them
 # Modes read from the devices on every poll, never latched: all secured, all open, some of each, or not known.
-DERIVED = ("secured", "open", "mixed", "unknown")
+DERIVED = tuple(m.value for m in DERIVED_MODES)
 REACH_MARGIN_S = 1.0  # a step waits travel time × factor plus this for its device
 
 
@@ -43,33 +44,36 @@ class Lane:
         self.cfg = cfg
         self.name = cfg.name
         self.site = site
-        self.mode = "unknown"
+        self.mode: str = LaneMode.UNKNOWN.value
         self.reason = "not read yet"
         self.by = "barrierd"
         self.since = time.time()
         self._task: asyncio.Task | None = None
         self.machine = AsyncMachine(
-            model=self, states=list(MODES), initial="unknown", model_attribute="mode",
+            model=self, states=list(MODES), initial=LaneMode.UNKNOWN.value, model_attribute="mode",
             queued="model", auto_transitions=False, send_event=True, after_state_change="_mode_changed",
         )
         add = self.machine.add_transition
-        add("begin_secure", ["unknown", "open", "secured", "mixed", "opening", "securing", "fault"], "securing")
-        add("begin_open", ["secured"], "opening")
-        add("sequence_done", "securing", "secured")
-        add("sequence_done", "opening", "open")
-        add("sequence_failed", ["securing", "opening"], "fault")
-        add("lock", [m for m in MODES if m != "lockdown"], "lockdown")
+        M = LaneMode
+        U, O, SG, SD, OG, MX, LD, MT, F = (m.value for m in (M.UNKNOWN, M.OPEN, M.SECURING, M.SECURED, M.OPENING, M.MIXED,
+                                                             M.LOCKDOWN, M.MAINTENANCE, M.FAULT))
+        add("begin_secure", [U, O, SD, MX, OG, SG, F], SG)
+        add("begin_open", [SD], OG)
+        add("sequence_done", SG, SD)
+        add("sequence_done", OG, O)
+        add("sequence_failed", [SG, OG], F)
+        add("lock", [m for m in MODES if m != LD], LD)
         for target in DERIVED:  # what the devices show, from another shown mode or on leaving a latch
-            add(f"show_{target}", [m for m in (*DERIVED, "lockdown", "maintenance") if m != target], target)
-        add("enter_maintenance", ["unknown", "open", "secured", "mixed", "securing", "opening", "fault"], "maintenance")
+            add(f"show_{target}", [m for m in (*DERIVED, LD, MT) if m != target], target)
+        add("enter_maintenance", [U, O, SD, MX, SG, OG, F], MT)
 
     def restore(self, mode: str, by: str, reason: str, since: float) -> None:
         """Take the mode saved before a restart; a sequence cut short by the restart becomes a fault."""
-        if mode in ("securing", "opening"):
-            mode, reason = "fault", f"{mode} interrupted by a restart of barrierd"
+        if mode in (LaneMode.SECURING, LaneMode.OPENING):
+            mode, reason = LaneMode.FAULT.value, f"{mode} interrupted by a restart of barrierd"
         if mode in DERIVED:
             return  # not latched: the first complete read decides, so nothing stale is shown
-        self.machine.set_state(mode)
+        self.machine.set_state(str(mode))  # a plain string: the machine's states are the values
         self.by, self.reason, self.since = by, reason, since
 
     # ----- members ----------------------------------------------------------------------------
@@ -85,18 +89,18 @@ class Lane:
     def unsettled_devices(self) -> str:
         return ", ".join(f"{d.name} {d.display_state}" for d in self.devices if not is_secured(d))
 
-    def derived(self) -> tuple[str, str]:
+    def derived(self) -> tuple[LaneMode, str]:
         """The mode the devices show now, and why: unknown if any device's data are not valid; secured or
         open if every device is; else mixed, naming the devices that are not secured."""
         devices = self.devices
         lost = [d for d in devices if d.quality is not Quality.GOOD]
         if lost:
-            return "unknown", "no valid data: " + ", ".join(f"{d.name} {d.quality.value}" for d in lost)
+            return LaneMode.UNKNOWN, "no valid data: " + ", ".join(f"{d.name} {d.quality.value}" for d in lost)
         if all(is_secured(d) for d in devices):
-            return "secured", "every device secured"
+            return LaneMode.SECURED, "every device secured"
         if all(d.state == d.OPEN_STATE for d in devices):
-            return "open", "every device open"
-        return "mixed", f"not secured: {self.unsettled_devices()}; `lane secure {self.name}` secures it"
+            return LaneMode.OPEN, "every device open"
+        return LaneMode.MIXED, f"not secured: {self.unsettled_devices()}; `lane secure {self.name}` secures it"
 
     async def _mode_changed(self, event) -> None:
         self.reason = event.kwargs.get("reason", "")
@@ -130,14 +134,14 @@ class Lane:
             self._task.cancel()
 
     async def run_secure(self, by: str) -> str:
-        if self.mode in ("lockdown", "maintenance"):
+        if self.mode in (LaneMode.LOCKDOWN, LaneMode.MAINTENANCE):
             raise Refused(self.mode, f"lane {self.name} is in {self.mode}; no automatic sequence")
         return await self._run(self.begin_secure, self._secure_steps(), by, "secured")
 
     async def run_open(self, by: str) -> str:
-        if self.mode in ("lockdown", "maintenance"):
+        if self.mode in (LaneMode.LOCKDOWN, LaneMode.MAINTENANCE):
             raise Refused(self.mode, f"lane {self.name} is in {self.mode}; no automatic sequence")
-        if self.mode != "secured":
+        if self.mode != LaneMode.SECURED:
             raise Refused("lane_not_secured", f"lane {self.name} is {self.mode}; only a secured lane can be opened")
         return await self._run(self.begin_open, self._open_steps(), by, "open")
 

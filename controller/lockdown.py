@@ -15,6 +15,7 @@ from controller.actions import ActionFailed
 from controller.devices import Device
 from controller.devices.base import DeviceNotReached
 from controller.interlocks import Refused
+from controller.states import LaneMode
 
 if TYPE_CHECKING:
     from controller.event_store import EventStore
@@ -105,14 +106,14 @@ class Lockdown:
             if (entry := saved.get(lane_scope(name))) is not None:
                 _, by, reason, since = entry
                 self.lane_latches[name] = Latch(by=by, reason=reason, since=since)
-                if lane.mode != "lockdown":  # stopped between saving the latch and the lane mode
-                    lane.restore("lockdown", by, reason, since)
-            elif lane.mode == "lockdown" and self.latch is None:  # saved without its latch: keep it locked
+                if lane.mode != LaneMode.LOCKDOWN:  # stopped between saving the latch and the lane mode
+                    lane.restore(LaneMode.LOCKDOWN, by, reason, since)
+            elif lane.mode == LaneMode.LOCKDOWN and self.latch is None:  # saved without its latch: keep it locked
                 self._latch_lane(name, Latch(by=lane.by, reason=lane.reason, since=lane.since))
 
     def locked(self, lane: Lane | None) -> bool:
         """True while a site lockdown, or a lockdown of this lane, is in force."""
-        return self.latch is not None or (lane is not None and lane.mode == "lockdown")
+        return self.latch is not None or (lane is not None and lane.mode == LaneMode.LOCKDOWN)
 
     def _latch_lane(self, lane: str, latch: Latch) -> None:
         self.lane_latches[lane] = latch
@@ -123,7 +124,7 @@ class Lockdown:
         if lane is not None:
             lane.cancel_sequence()
             self._latch_lane(lane.name, new_latch(by, reason))
-            if lane.mode != "lockdown":
+            if lane.mode != LaneMode.LOCKDOWN:
                 await lane.lock(by=by, reason=reason)  # the lane mode is this lockdown's latch
             return f"lane {lane.name}", await lock_down(self._command, lane.devices, by)
         self.latch = new_latch(by, reason)  # latched before anything is written
@@ -133,7 +134,7 @@ class Lockdown:
         fan_out = asyncio.ensure_future(lock_down(self._command, list(self._devices.values()), by))
         self._store.record_event("lockdown", "site", f"site lockdown by {by}", reason=reason)
         for each in self._lanes.values():  # lane modes follow while the writes are already on their way
-            if each.mode != "lockdown":
+            if each.mode != LaneMode.LOCKDOWN:
                 await each.lock(by=by, reason=reason)
         return "the site", await fan_out
 
@@ -142,7 +143,7 @@ class Lockdown:
         if lane is not None:
             if self.latch is not None:
                 raise Refused("site_lockdown", "the whole site is in lockdown; release the site, not one lane")
-            if lane.mode != "lockdown":
+            if lane.mode != LaneMode.LOCKDOWN:
                 raise Refused("not_in_lockdown", f"lane {lane.name} is {lane.mode}, not in lockdown")
             self.lane_latches.pop(lane.name, None)
             self._store.clear_mode(lane_scope(lane.name))
@@ -153,7 +154,7 @@ class Lockdown:
             self.latch = None
             self._store.clear_mode(SITE_SCOPE)
             self._store.record_event("lockdown", "site", f"site lockdown released by {by}", reason=reason)
-            lanes = [x for x in self._lanes.values() if x.mode == "lockdown" and x.name not in self.lane_latches]
+            lanes = [x for x in self._lanes.values() if x.mode == LaneMode.LOCKDOWN and x.name not in self.lane_latches]
         for each in lanes:
             await each.settle(by=by, reason=f"lockdown released: {reason}")
         still = [f"{name} (its own lockdown by {latch.by})" for name, latch in self.lane_latches.items()]

@@ -14,6 +14,7 @@ from transitions.extensions.asyncio import AsyncMachine, AsyncTimeout
 from transitions.extensions.states import add_state_features
 
 from config.schema import DeviceSection
+from controller.states import DeviceState
 from hal.kinds import KindSpec
 from hal.profile import Kind
 from hal.snapshot import SlotSnapshot
@@ -114,7 +115,7 @@ class Device:
         self.feedback: SlotSnapshot | None = None
         self.intent: Intent | None = None
         self.latched_fault: str | None = None  # a fault the supervisor found; held until reset
-        self.state = "unknown"
+        self.state: str = DeviceState.UNKNOWN.value
         self._on_change = on_change
         self._changed: asyncio.Event | None = None
         self._in_force_until = 0.0  # loop time until which the last command may still move the device
@@ -178,7 +179,7 @@ class Device:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while not (self.state in targets and self.quality is Quality.GOOD):
-            if fail_fast and self.state in ("fault", "local"):
+            if fail_fast and self.state in (DeviceState.FAULT, DeviceState.LOCAL):
                 raise DeviceNotReached(f"{self.name} is {self.state} ({self.latched_fault or self.quality_reason or ''})".strip())
             remaining = deadline - loop.time()
             if remaining <= 0:

@@ -8,7 +8,8 @@ import stat
 import pytest
 
 from controller.audit import GENESIS, KEY_BYTES
-from controller.event_store import Caller, EventStore
+from controller.auth import Caller
+from controller.event_store import EventStore
 
 GUARD = Caller(uid=1001, gid=1001, pid=42, user="guard", role="operator")
 

@@ -10,7 +10,8 @@ import stat
 import pytest
 
 from controller import audit_head
-from controller.event_store import Caller, EventStore
+from controller.auth import Caller
+from controller.event_store import EventStore
 
 GUARD = Caller(uid=1001, gid=1001, pid=42, user="guard", role="operator")
 

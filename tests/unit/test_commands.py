@@ -9,7 +9,8 @@ import pytest_asyncio
 
 from config import load_site
 from controller.commands import ExitCode, build_registry
-from controller.event_store import Caller, EventStore
+from controller.auth import Caller
+from controller.event_store import EventStore
 from controller.site import Site
 from hal.errors import CommsError
 from hal.profile import AckResult, Command, Kind, SignalCommand, Status

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from controller import control_socket
 from controller.connection_limits import ConnectionCaps, RefusalBudget
 from controller.control_socket import ControlServer
-from controller.event_store import Caller
+from controller.auth import Caller
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
 

@@ -12,7 +12,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from config.schema import SiteConfig
 from controller.commands import ExitCode, build_registry
-from controller.event_store import Caller, EventStore
+from controller.auth import Caller
+from controller.event_store import EventStore
 from controller.site import Site
 from hal.profile import AckResult, Command, Kind, SignalCommand, SignalStatus, Status
 from hal.snapshot import SlotSnapshot
