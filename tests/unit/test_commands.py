@@ -15,7 +15,7 @@ from hal.errors import CommsError
 from hal.profile import AckResult, Command, Kind, SignalCommand, Status
 from hal.snapshot import SlotSnapshot
 from hal.unit import CommandOutcome, Quality
-from tests.e2e.harness import DEMO_SITE
+from tests.support import DEMO_SITE
 
 GUARD = Caller(uid=1001, gid=1001, pid=42, user="guard", role="operator")
 VIEWER = Caller(uid=1002, gid=1002, pid=43, user="visitor", role="viewer")
