@@ -166,6 +166,7 @@ class SlowBus(FakeBus):
 
 
 @pytest.mark.asyncio
+@pytest.mark.looptime
 async def test_airlock_pair_opened_at_the_same_moment_opens_only_one(site):
     site, _ = site
     bus = SlowBus()
@@ -181,6 +182,7 @@ async def test_airlock_pair_opened_at_the_same_moment_opens_only_one(site):
 
 
 @pytest.mark.asyncio
+@pytest.mark.looptime
 async def test_an_open_queued_before_a_lockdown_is_not_written_after_it(site):
     site, _ = site
     bus = SlowBus()
