@@ -1,4 +1,4 @@
-"""Helpers shared by the test tiers: poll-with-deadline waits and free loopback ports."""
+"""Helpers shared by the test tiers: the repository's paths, poll-with-deadline waits and free loopback ports."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_SITE = REPO / "config" / "sites" / "demo.toml"
 
 
 def free_port() -> int:

@@ -11,11 +11,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support import free_port, wait_until
+from tests.support import DEMO_SITE, REPO, free_port, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-DEMO_SITE = REPO / "config" / "sites" / "demo.toml"
 
 
 def site_copy(tmp: Path, source: Path = DEMO_SITE) -> Path:

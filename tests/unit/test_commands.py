@@ -16,7 +16,7 @@ from hal.errors import CommsError
 from hal.profile import AckResult, Command, Kind, SignalCommand, Status
 from hal.snapshot import SlotSnapshot
 from hal.unit import CommandOutcome, Quality
-from tests.e2e.harness import DEMO_SITE
+from tests.support import DEMO_SITE
 
 GUARD = Caller(uid=1001, gid=1001, pid=42, user="guard", role="operator")
 VIEWER = Caller(uid=1002, gid=1002, pid=43, user="visitor", role="viewer")
@@ -167,6 +167,7 @@ class SlowBus(FakeBus):
 
 
 @pytest.mark.asyncio
+@pytest.mark.looptime
 async def test_airlock_pair_opened_at_the_same_moment_opens_only_one(site):
     site, _ = site
     bus = SlowBus()
@@ -182,6 +183,7 @@ async def test_airlock_pair_opened_at_the_same_moment_opens_only_one(site):
 
 
 @pytest.mark.asyncio
+@pytest.mark.looptime
 async def test_an_open_queued_before_a_lockdown_is_not_written_after_it(site):
     site, _ = site
     bus = SlowBus()

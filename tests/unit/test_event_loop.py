@@ -54,6 +54,7 @@ def test_without_select_for_the_epoll_descriptor_it_is_a_plain_epoll_selector(pa
         assert [key.data for key, _ in selector.select(0.5)] == ["a"]
 
 
+@pytest.mark.real_time("a 1.7 ms timer on the precise loop itself, which looptime would replace")
 def test_run_drives_a_coroutine_on_the_precise_loop_with_timer_slack_reduced() -> None:
     async def main() -> str:
         loop = asyncio.get_running_loop()

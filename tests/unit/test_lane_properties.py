@@ -18,7 +18,7 @@ from controller.site import Site
 from hal.profile import AckResult, Command, Kind, SignalCommand, SignalStatus, Status
 from hal.snapshot import SlotSnapshot
 from hal.unit import CommandOutcome, Quality
-from tests.e2e.harness import DEMO_SITE
+from tests.support import DEMO_SITE
 
 TECH = Caller(uid=1003, gid=1003, pid=44, user="tech", role="technician")
 GUARD = Caller(uid=1001, gid=1001, pid=42, user="guard", role="operator")

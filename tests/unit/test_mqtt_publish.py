@@ -1,4 +1,4 @@
-"""The MQTT publisher against a fake broker client: queue, refresh under load, goodbye, bounded stop, failures."""
+"""The MQTT publisher against a fake broker client, in virtual loop time: queue, refresh under load, goodbye, bounded stop, failures."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from controller import mqtt_publish
 from controller.event_store import EventStore
 from controller.mqtt_publish import MqttPublisher
 from controller.site import Site
+from tests.support import async_wait_until
 from tests.unit.test_lane_properties import CFG
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]  # every wait below is in loop time
 
 PREFIX = f"barrier-supervisor/{CFG.site.name}"
 
@@ -58,7 +61,6 @@ def publisher_with(site, monkeypatch, clients: list[FakeClient], **cfg) -> MqttP
     return publisher
 
 
-@pytest.mark.asyncio
 async def test_a_full_queue_drops_the_oldest_update_and_counts_it(site, monkeypatch):
     monkeypatch.setattr(mqtt_publish, "QUEUE_SIZE", 3)
     publisher = MqttPublisher(MqttSection(host="broker"), site)
@@ -69,8 +71,6 @@ async def test_a_full_queue_drops_the_oldest_update_and_counts_it(site, monkeypa
     assert publisher.prefix == PREFIX and publisher.as_dict()["connected"] is False
 
 
-@pytest.mark.asyncio
-@pytest.mark.looptime
 async def test_every_topic_is_refreshed_on_time_however_busy_the_site_is(site, monkeypatch):
     client = FakeClient()
     publisher = publisher_with(site, monkeypatch, [client], refresh_s=1.0)
@@ -84,13 +84,11 @@ async def test_every_topic_is_refreshed_on_time_however_busy_the_site_is(site, m
     assert len(client.times("lane/lane-1")) > len(client.times("lane/lane-2")), "gate-1's events republish its lane"
 
 
-@pytest.mark.asyncio
 async def test_a_clean_stop_publishes_every_state_unknown_and_the_site_offline(site, monkeypatch):
     client = FakeClient()
     publisher = publisher_with(site, monkeypatch, [client])
     publisher.start()
-    while not publisher.connected:
-        await asyncio.sleep(0.01)
+    await async_wait_until(lambda: publisher.connected, 5.0, "the publisher connected")
     await publisher.stop()
     assert client.last("device/gate-1") == {"name": "gate-1", "state": "unknown", "reason": "barrierd stopped"}
     assert client.last("lane/lane-1")["mode"] == "unknown" and client.last("plc/plc-bay")["comms"] == "unknown"
@@ -98,20 +96,16 @@ async def test_a_clean_stop_publishes_every_state_unknown_and_the_site_offline(s
     assert client.last("status")["online"] is False
 
 
-@pytest.mark.asyncio
 async def test_stop_returns_and_does_not_reconnect_when_the_disconnect_fails(site, monkeypatch):
     stalled, spare = FakeClient(exit_error=aiomqtt.MqttError("disconnect timed out")), FakeClient()
     publisher = publisher_with(site, monkeypatch, [stalled, spare], connect_timeout_s=0.5)
     publisher.start()
-    while not publisher.connected:
-        await asyncio.sleep(0.01)
+    await async_wait_until(lambda: publisher.connected, 5.0, "the publisher connected")
     await asyncio.wait_for(publisher.stop(), 5)
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(2 * mqtt_publish.RECONNECT_MAX_S)  # long past any reconnection back-off
     assert spare.published == [], "a stopping publisher connected again"
 
 
-@pytest.mark.asyncio
-@pytest.mark.looptime
 async def test_an_unreadable_password_file_delays_publication_and_never_ends_the_task(site, tmp_path):
     publisher = MqttPublisher(MqttSection(host="broker", password_file=str(tmp_path / "missing")), site)
     publisher.start()

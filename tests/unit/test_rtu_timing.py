@@ -57,6 +57,7 @@ def test_frame_sizes() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.real_time("the silence is kept on the real monotonic clock, by a sleep of under a millisecond")
 async def test_the_send_hook_waits_out_what_is_left_of_the_silence() -> None:
     transport = RtuTransport("line", "/dev/null-not-opened", baudrate=115200, timeout_s=0.1)
     silence = transport.timing.silence_s
