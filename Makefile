@@ -10,7 +10,7 @@ CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
-.PHONY: demo demo-rtu test bench clean
+.PHONY: demo demo-rtu test bench docs clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -38,6 +38,10 @@ test: $(STAMP) $(MOSQUITTO) $(CHROMEDRIVER)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# docs/state-machines.md: the device and lane machines drawn from their own transitions
+docs: $(STAMP)
+	$(BIN)/python -m controller.state_diagrams
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache demo-run
