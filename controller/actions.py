@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
 import structlog
 
 from controller.devices import Device
 from controller.devices.base import DeviceNotReached
-from controller.interlocks import Refused, check_device_command
+from controller.event_store import EventStore
+from controller.interlocks import Refused, RuleSite, check_device_command
 from controller.states import DeviceState
+from hal.bus import Bus
 from hal.errors import CommsError
 
-if TYPE_CHECKING:
-    from controller.site import Site
+
+class CommandSite(RuleSite, Protocol):
+    """What commanding a device needs of the site: the rules' view, the buses and the store."""
+
+    @property
+    def buses(self) -> Mapping[str, Bus]: ...
+
+    @property
+    def store(self) -> EventStore: ...
 
 log = structlog.get_logger("controller.actions")
 RESET_SETTLE_S = 1.0  # a reset must show its effect within this
@@ -23,7 +33,7 @@ class ActionFailed(Exception):
     """The command was written (or tried) and did not succeed: comms error or no acknowledgement."""
 
 
-async def command_device(site: Site, device: Device, verb: str, by: str, *, sequence: bool = False) -> str:
+async def command_device(site: CommandSite, device: Device, verb: str, by: str, *, sequence: bool = False) -> str:
     """Check the rules, write `verb` to the device's slot, and return the PLC's acceptance text.
 
     Raises Refused (nothing written, or the PLC refused) or ActionFailed (comms, no acknowledgement).

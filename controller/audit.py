@@ -18,13 +18,18 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from controller.audit_head import AuditHead
+from typing import Any, Protocol
 
 GENESIS = "0" * 64  # what the first sealed row of a table links to
 KEY_BYTES = 32
+
+
+class HeadJudge(Protocol):
+    """What verify asks of the signed head beside the database (controller/audit_head.AuditHead)."""
+
+    def read_claims(self) -> Any: ...
+
+    def judge(self, db: sqlite3.Connection, report: ChainReport, claims: Any) -> ChainReport: ...
 
 
 class AuditKeyError(ValueError):
@@ -164,7 +169,7 @@ def verify_table(db: sqlite3.Connection, key: bytes, table: str) -> ChainReport:
     return ChainReport(table, rows, unsealed, previous)
 
 
-def verify(db: sqlite3.Connection, key: bytes, head: AuditHead | None = None) -> list[ChainReport]:
+def verify(db: sqlite3.Connection, key: bytes, head: HeadJudge | None = None) -> list[ChainReport]:
     """Every sealed table, read in one transaction so rows being added meanwhile do not interfere, and
     held against the signed head (read first: every row it names was committed before the tables are read)."""
     claims = head.read_claims() if head is not None else None

@@ -3,16 +3,44 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
+from config.schema import SiteConfig
 from controller.alarm_codes import Severity
+from controller.alarms import AlarmBoard
 from controller.devices import Device
 from controller.states import DeviceState, LaneMode
 from hal.profile import Status
 from hal.unit import Quality
 
-if TYPE_CHECKING:
-    from controller.site import Site
+
+
+class LaneView(Protocol):
+    """What the rules read of a lane."""
+
+    name: str
+    mode: str
+    reason: str
+
+
+class RuleSite(Protocol):
+    """What the rules read of the site (controller.site.Site gives it): nothing more."""
+
+    @property
+    def cfg(self) -> SiteConfig: ...
+
+    @property
+    def devices(self) -> Mapping[str, Device]: ...
+
+    @property
+    def alarms(self) -> AlarmBoard: ...
+
+    def lane_of(self, device: str) -> LaneView | None: ...
+
+    def lane_devices_of(self, device: str) -> list[Device]: ...
+
+    def locked(self, device: str) -> bool: ...
 
 
 class Refused(Exception):
@@ -47,7 +75,7 @@ def vehicle_present(device: Device) -> bool:
     return fb is not None and device.SPEC.behaviour == "leaf" and bool(fb.status & _VEHICLE_PRESENT)
 
 
-def check_device_command(site: Site, device: Device, verb: str, *, sequence: bool = False) -> None:
+def check_device_command(site: RuleSite, device: Device, verb: str, *, sequence: bool = False) -> None:
     """Raise Refused if any rule forbids `verb` on `device` now; `sequence` marks a lane sequence step."""
     if device.quality is not Quality.GOOD:
         raise Refused("data_not_valid",

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
 
 import structlog
 from transitions.extensions.asyncio import AsyncMachine
 
 from config.schema import LaneSection
-from controller.actions import ActionFailed, command_device
+from controller.actions import ActionFailed, CommandSite, command_device
 from controller.devices import Device
 from controller.devices.base import DeviceNotReached
 from controller.interlocks import Refused, is_secured
 from controller.states import DERIVED_MODES, LaneMode
 from hal.unit import Quality
 
-if TYPE_CHECKING:
-    from controller.site import Site
 
 log = structlog.get_logger("controller.lanes")
 
@@ -40,7 +37,7 @@ class SequenceFailed(Exception):
 class Lane:
     """Mode machine of one lane; sequences run as tasks that lockdown and maintenance can cancel."""
 
-    def __init__(self, cfg: LaneSection, site: Site):
+    def __init__(self, cfg: LaneSection, site: CommandSite):
         self.cfg = cfg
         self.name = cfg.name
         self.site = site
