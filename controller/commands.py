@@ -1,4 +1,5 @@
-"""The command registry: who may run what, the rules that refuse a command, and the write to the PLC."""
+"""The command registry: who may run what, the durable record before a command acts, and thin handlers
+that hand each command to the core (actions, lanes, lockdown) and shape its reply."""
 
 from __future__ import annotations
 
