@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 MOSQUITTO := $(firstword $(wildcard /usr/sbin/mosquitto /usr/bin/mosquitto /usr/local/sbin/mosquitto) /usr/sbin/mosquitto)
 # The panel test drives Debian's Chromium through its ChromeDriver; installed here when missing.
 CHROMEDRIVER := /usr/bin/chromedriver
+# The panel checks passwords through PAM (pamela loads libpam); Debian has it, installed here when missing.
+LIBPAM := $(firstword $(wildcard /lib/*/libpam.so.0 /usr/lib/*/libpam.so.0) /usr/lib/libpam.so.0)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
@@ -33,7 +35,11 @@ $(CHROMEDRIVER):
 	@echo "installing chromium and chromium-driver (Debian packages) for the panel test"
 	$(APT_INSTALL) chromium chromium-driver || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium chromium-driver; }
 
-test: $(STAMP) $(MOSQUITTO) $(CHROMEDRIVER)
+$(LIBPAM):
+	@echo "installing libpam (Debian packages) for the panel's login"
+	$(APT_INSTALL) libpam0g libpam-modules || { $(SUDO) apt-get update -q && $(APT_INSTALL) libpam0g libpam-modules; }
+
+test: $(STAMP) $(MOSQUITTO) $(CHROMEDRIVER) $(LIBPAM)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from hal.kinds import KINDS
 from hal.profile import MAX_SLOTS, WATCHDOG_MAX_MS, WATCHDOG_MIN_MS, Kind
@@ -145,21 +145,42 @@ class MqttSection(Strict):
 
 
 class PanelSection(Strict):
-    """The read-only operator panel for a browser on this PC (controller/panel.py)."""
+    """The guard's panel for a browser (controller/panel.py): loopback unless given TLS files."""
 
+    tls_cert_file: str | None = Field(default=None, min_length=1)  # PEM; with tls_key_file, served over HTTPS
+    tls_key_file: str | None = Field(default=None, min_length=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    server_names: list[str] = Field(default=[], max_length=16)  # other names browsers reach it by (Host, Origin)
+    idle_timeout_s: int = Field(default=600, ge=30, le=86_400)  # a session unused this long is ended
+    pam_service: str = Field(default="login", pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
     @field_validator("host")
     @classmethod
-    def _loopback_only(cls, host: str) -> str:
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise ValueError("the panel has no login, so it is served on a loopback address only (127.0.0.1, ::1)")
+    def _loopback_unless_tls(cls, host: str, info: ValidationInfo) -> str:
+        if is_loopback(host):
+            return host
+        if not (info.data.get("tls_cert_file") and info.data.get("tls_key_file")):
+            raise ValueError("without TLS the panel is served on a loopback address only (127.0.0.1, ::1); "
+                             "another address needs tls_cert_file and tls_key_file")
         return host
+
+    @model_validator(mode="after")
+    def _tls_files_in_pairs(self) -> PanelSection:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SiteConfig(Strict):

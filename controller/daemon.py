@@ -112,15 +112,17 @@ def _start_publisher(cfg: SiteConfig, site: Site) -> MqttPublisher:
 
 
 async def _start_panel(cfg: SiteConfig, site: Site) -> Panel | None:
-    """The read-only panel; if it cannot listen, supervision goes on without it (imported here: aiohttp)."""
+    """The guard's panel, commanding through the same registry as the control socket; if it cannot listen
+    (or its TLS files cannot be read), supervision goes on without it (imported here: aiohttp, libpam)."""
     from controller.panel import Panel
 
     assert cfg.panel is not None
-    panel = Panel(cfg.panel, site)
+    panel = Panel(cfg.panel, site, build_registry())
     try:
         await panel.start()
-    except OSError as exc:
+    except OSError as exc:  # ssl.SSLError and a missing file are OSErrors too
         log.error("panel_unavailable", host=cfg.panel.host, port=cfg.panel.port, error=str(exc))
+        await panel.stop()
         return None
     return panel
 

@@ -1,0 +1,157 @@
+"""The panel's login, logout, session and command endpoints: the control socket's requests, from a browser."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pwd
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import web
+
+from config.schema import PanelSection
+from controller.auth import Caller, role_for
+from controller.commands import Registry
+from controller.exit_codes import ExitCode
+from controller.panel_auth import LoginLimiter, Session, Sessions, login_problem, pam_password_ok
+from controller.request_bounds import MAX_REQUEST_BYTES, MalformedRequest, parse_request
+from controller.states import Role
+
+if TYPE_CHECKING:
+    from controller.site import Site
+
+log = structlog.get_logger("controller.panel")
+COOKIE = "barrier_panel_session"
+CSRF_HEADER = "X-CSRF-Token"
+NO_CACHE = {"Cache-Control": "no-store"}
+HTTP_STATUS = {ExitCode.USAGE: 400, ExitCode.NOT_AUTHORISED: 403}  # any other exit: 200, the reply says it
+
+PasswordCheck = Callable[[str, str, str], "str | None"]  # (service, user, password) -> None or PAM's reason
+
+
+def refusal(status: int, message: str) -> web.Response:
+    """A 4xx whose JSON body says why, for the page to show and scripts to read."""
+    return web.json_response({"error": message}, status=status, headers=NO_CACHE)
+
+
+class PanelApi:
+    """Sessions over PAM and the [access] table; commands through the same registry as the control socket."""
+
+    def __init__(self, cfg: PanelSection, site: Site, registry: Registry, *,
+                 password_ok: PasswordCheck = pam_password_ok, clock: Callable[[], float] | None = None) -> None:
+        self.cfg = cfg
+        self.site = site
+        self.registry = registry
+        self.password_ok = password_ok
+        self.sessions = Sessions(cfg.idle_timeout_s, **({"clock": clock} if clock else {}))
+        self.limiter = LoginLimiter(**({"clock": clock} if clock else {}))
+        self._limited_recorded: set[str] = set()  # names whose refusal by the limit is already in the audit trail
+        self.daemon_uid = os.geteuid()
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/login", self.login)
+        app.router.add_post("/api/logout", self.logout)
+        app.router.add_get("/api/session", self.session_info)
+        app.router.add_post("/api/command", self.command)
+
+    def session_of(self, request: web.Request) -> Session | None:
+        return self.sessions.get(request.cookies.get(COOKIE))
+
+    def role_of(self, session: Session) -> Role:
+        """Read again at every use, from the same [access] table as the control socket."""
+        return role_for(session.uid, session.gid, self.site.cfg.access, self.daemon_uid)
+
+    async def login(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        if (problem := login_problem(body)) is not None:
+            return refusal(400, problem)
+        user, password = body["user"], body["password"]
+        if (limited := self.limiter.refusal(user)) is not None:
+            if user not in self._limited_recorded:  # once per name while limited: a flood does not fill the store
+                self._limited_recorded.add(user)
+                self._audit(user, "login refused: too many failed logins", reason=limited)
+            return refusal(429, limited)
+        self._limited_recorded.discard(user)
+        pam_reason = await asyncio.to_thread(self.password_ok, self.cfg.pam_service, user, password)
+        if pam_reason is not None:
+            self.limiter.failed(user)
+            self._audit(user, "login refused: wrong user or password", reason=pam_reason)
+            return refusal(401, "wrong user or password")
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            self._audit(user, "login refused: not a user of this PC")
+            return refusal(401, "wrong user or password")
+        role = role_for(entry.pw_uid, entry.pw_gid, self.site.cfg.access, self.daemon_uid)
+        if role is Role.NONE:
+            self._audit(user, "login refused: no role on this site")
+            return refusal(403, f"{user} has no role on this site (the [access] table of the site file)")
+        self.limiter.succeeded(user)
+        session = self.sessions.open(user, entry.pw_uid, entry.pw_gid)
+        self._audit(user, f"logged in on the panel as {role.label}", uid=entry.pw_uid)
+        reply = web.json_response({"csrf": session.csrf, "user": user, "role": role.label,
+                                   "idle_timeout_s": self.cfg.idle_timeout_s}, headers=NO_CACHE)
+        reply.set_cookie(COOKIE, session.token, httponly=True, samesite="Strict", secure=self.cfg.tls, path="/")
+        return reply
+
+    async def logout(self, request: web.Request) -> web.Response:
+        session = self.session_of(request)
+        if session is None:
+            return refusal(401, "not logged in")
+        if not session.csrf_matches(request.headers.get(CSRF_HEADER)):
+            return refusal(403, f"missing or wrong {CSRF_HEADER} header")
+        self.sessions.close(session.token)
+        self._audit(session.user, "logged out of the panel", uid=session.uid)
+        reply = web.json_response({"user": session.user, "logged_out": True}, headers=NO_CACHE)
+        reply.del_cookie(COOKIE, path="/")
+        return reply
+
+    async def session_info(self, request: web.Request) -> web.Response:
+        session = self.session_of(request)
+        if session is None:
+            return refusal(401, "not logged in")
+        return web.json_response({"user": session.user, "role": self.role_of(session).label, "csrf": session.csrf,
+                                  "idle_timeout_s": self.cfg.idle_timeout_s}, headers=NO_CACHE)
+
+    async def command(self, request: web.Request) -> web.Response:
+        """One control request, `{"command": ..., "args": {...}}`, answered with the control socket's reply."""
+        session = self.session_of(request)
+        if session is None:
+            return refusal(401, "not logged in (or the session expired): log in first")
+        if not session.csrf_matches(request.headers.get(CSRF_HEADER)):
+            return refusal(403, f"missing or wrong {CSRF_HEADER} header")
+        if request.content_type != "application/json":
+            return refusal(415, "a command is sent as application/json")
+        raw = await request.read()
+        try:
+            parsed = parse_request(raw)
+        except MalformedRequest as exc:
+            return refusal(400, f"malformed request: {exc}")
+        self.sessions.touch(session)
+        caller = Caller(uid=session.uid, gid=session.gid, pid=os.getpid(), user=session.user,
+                        role=self.role_of(session))
+        reply = await self.registry.dispatch(self.site, parsed, caller)
+        return web.json_response(reply.as_dict(), status=HTTP_STATUS.get(reply.code, 200), headers=NO_CACHE,
+                                 dumps=lambda data: json.dumps(data, default=str))
+
+    def _audit(self, user: str, summary: str, **data) -> None:
+        self.site.store.record_event("panel", user, summary, **data)
+        log.info("panel_login", user=user, summary=summary, **data)
+
+
+async def _json_body(request: web.Request) -> object:
+    """The request's JSON body, or the 4xx that says why there is none."""
+    if request.content_type != "application/json":
+        return refusal(415, "send application/json")
+    raw = await request.read()
+    if len(raw) > MAX_REQUEST_BYTES:
+        return refusal(413, f"request too large: at most {MAX_REQUEST_BYTES} bytes")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return refusal(400, f"malformed request: not JSON ({exc.__class__.__name__})")

@@ -1,0 +1,123 @@
+"""The panel's sessions: PAM password check, idle expiry, CSRF tokens and the failed-login limit."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")  # a Unix login name (Debian's default rule)
+MAX_PASSWORD_CHARS = 1024
+MAX_SESSIONS = 64  # beyond this, the session used least recently is ended
+FAILURES_PER_USER = 5  # failed logins per user name within FAILURE_WINDOW_S before it is refused outright
+FAILURES_OVERALL = 30  # failed logins of all names together within FAILURE_WINDOW_S
+FAILURE_WINDOW_S = 300.0
+
+Clock = Callable[[], float]
+
+
+def pam_password_ok(service: str, user: str, password: str) -> str | None:
+    """None if PAM `service` accepts `user`'s password (and account), else PAM's reason. Blocks: run it in a
+    thread. Credentials are not set (resetcred=0): barrierd's own groups must never change."""
+    import pamela  # imported here: libpam is loaded only where the panel runs
+
+    try:
+        pamela.authenticate(user, password, service=service, resetcred=0)
+    except pamela.PAMError as exc:
+        return str(exc)
+    return None
+
+
+def login_problem(body: object) -> str | None:
+    """Why a login request body is not {"user": NAME, "password": TEXT}, or None."""
+    if not isinstance(body, dict) or set(body) != {"user", "password"}:
+        return 'a login is a JSON object {"user": NAME, "password": TEXT} and nothing else'
+    user, password = body["user"], body["password"]
+    if not isinstance(user, str) or not USER_NAME.match(user):
+        return "user must be a Unix login name"
+    if not isinstance(password, str) or not 0 < len(password) <= MAX_PASSWORD_CHARS or "\0" in password:
+        return f"password must be text of 1 to {MAX_PASSWORD_CHARS} characters"
+    return None
+
+
+@dataclass
+class Session:
+    """One logged-in browser: the user, their Unix ids, the CSRF token its page sends back."""
+
+    token: str
+    csrf: str
+    user: str
+    uid: int
+    gid: int
+    last_used: float
+
+    def csrf_matches(self, sent: str | None) -> bool:
+        return sent is not None and hmac.compare_digest(sent.encode(), self.csrf.encode())
+
+
+@dataclass
+class Sessions:
+    """Sessions by cookie token; one unused for `idle_s` is gone."""
+
+    idle_s: float
+    clock: Clock = time.monotonic
+    by_token: dict[str, Session] = field(default_factory=dict)
+
+    def open(self, user: str, uid: int, gid: int) -> Session:
+        if len(self.by_token) >= MAX_SESSIONS:
+            oldest = min(self.by_token.values(), key=lambda s: s.last_used)
+            del self.by_token[oldest.token]
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), user, uid, gid, self.clock())
+        self.by_token[session.token] = session
+        return session
+
+    def get(self, token: str | None) -> Session | None:
+        """The live session for `token` (its idle time is not restarted: watching is not using)."""
+        session = self.by_token.get(token) if token else None
+        if session is not None and self.clock() - session.last_used > self.idle_s:
+            del self.by_token[session.token]
+            return None
+        return session
+
+    def touch(self, session: Session) -> None:
+        session.last_used = self.clock()
+
+    def close(self, token: str | None) -> Session | None:
+        return self.by_token.pop(token, None) if token else None
+
+
+@dataclass
+class LoginLimiter:
+    """Failed logins counted per user name and overall within a sliding window; over either, refused."""
+
+    clock: Clock = time.monotonic
+    per_user: int = FAILURES_PER_USER
+    overall: int = FAILURES_OVERALL
+    window_s: float = FAILURE_WINDOW_S
+    _failures: deque[tuple[float, str]] = field(default_factory=deque)
+
+    def _forget_old(self) -> None:
+        horizon = self.clock() - self.window_s
+        while self._failures and self._failures[0][0] < horizon:
+            self._failures.popleft()
+
+    def refusal(self, user: str) -> str | None:
+        """Why a login for `user` is refused without asking PAM, or None."""
+        self._forget_old()
+        if len(self._failures) >= self.overall:
+            return f"too many failed logins on this panel ({len(self._failures)} in {self.window_s:.0f} s); try later"
+        mine = sum(1 for _, name in self._failures if name == user)
+        if mine >= self.per_user:
+            return f"too many failed logins for {user} ({mine} in {self.window_s:.0f} s); try later"
+        return None
+
+    def failed(self, user: str) -> None:
+        self._forget_old()
+        self._failures.append((self.clock(), user))
+
+    def succeeded(self, user: str) -> None:
+        self._failures = deque(f for f in self._failures if f[1] != user)
