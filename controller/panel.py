@@ -3,6 +3,7 @@
 GET  /                   the page (panel_static/index.html, panel.js, panel.css)
 GET  /api/status         barrierd's status, the same data as `barrierctl status --json`
 GET  /api/events?after=N the events after id N (at most 200), for the page's event list
+GET  /api/layout         the lanes as the page draws them, from the site file (no per-site code)
 GET  /api/live           WebSocket: the status pushed on every change (controller/panel_live.py)
 POST /api/login, /api/logout; GET /api/session; POST /api/command   (controller/panel_api.py)
 Reading needs no login on a loopback address (like the status board on the booth's wall); on any
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from config.schema import PanelSection, is_loopback
+from config.schema import PanelSection, SiteConfig, is_loopback
 from controller.commands import Registry
 from controller.panel_api import NO_CACHE, PanelApi, PasswordCheck, refusal
 from controller.panel_auth import pam_password_ok
@@ -36,6 +37,7 @@ log = structlog.get_logger("controller.panel")
 STATIC = Path(__file__).parent / "panel_static"
 STATIC_FILES = {"panel.js": "application/javascript", "panel.css": "text/css", "lanes.js": "application/javascript"}
 EVENTS_PER_REQUEST = 200
+TRAVEL_ORDER = ("signal", "blocker", "boom", "gate")  # as an arriving vehicle meets them
 STATUS_REUSE_S = 0.1  # one status computation serves every page asking within this long
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 SECURITY_HEADERS = {
@@ -44,6 +46,20 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+def site_layout(cfg: SiteConfig) -> dict:
+    """What the page draws, from the site file alone: each lane's devices in the order a vehicle meets
+    them (TRAVEL_ORDER), the airlock pairs, and the devices in no lane."""
+    kinds = {d.name: d.kind for d in cfg.device}
+    lanes = [{"name": lane.name,
+              "devices": [{"name": name, "role": role, "kind": kinds[name]}
+                          for role in TRAVEL_ORDER for name in [lane.members().get(role)] if name]}
+             for lane in cfg.lane]
+    in_lanes = {d["name"] for lane in lanes for d in lane["devices"]}
+    return {"site": cfg.site.name, "lanes": lanes,
+            "airlocks": [list(rule.devices) for rule in cfg.interlock if rule.kind == "never_both_open"],
+            "others": [{"name": d.name, "kind": d.kind} for d in cfg.device if d.name not in in_lanes]}
 
 
 class Panel:
@@ -68,6 +84,7 @@ class Panel:
         app.router.add_get("/{name:panel\\.js|panel\\.css|lanes\\.js}", self._static)
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/api/events", self._events)
+        app.router.add_get("/api/layout", self._layout)
         app.router.add_get("/api/live", self._live)
         self.api.add_routes(app)
         return app
@@ -148,6 +165,11 @@ class Panel:
         if not self.may_read(request):
             return refusal(401, "log in to read the status")
         return web.Response(text=self._status_json(), content_type="application/json", headers=NO_CACHE)
+
+    async def _layout(self, request: web.Request) -> web.Response:
+        if not self.may_read(request):
+            return refusal(401, "log in to read the layout")
+        return web.json_response(site_layout(self.site.cfg), headers=NO_CACHE)
 
     async def _events(self, request: web.Request) -> web.Response:
         if not self.may_read(request):

@@ -1,107 +1,239 @@
-// The operator panel: fetch the status twice a second; never show a state older than STALE_MS.
+// The guard's panel: the status pushed over a WebSocket, commands as the control socket's requests; no data after 2 s of silence.
 "use strict";
-const POLL_MS = 500;
 const STALE_MS = 2000;
 const MAX_EVENTS = 50;
-let lastOk = -Infinity;  // performance.now() of the last status drawn: immune to the wall clock being set
-let lastOkWall = null;    // the same moment for people, in the banner
+const RANK = { viewer: 1, operator: 2, technician: 3 };
+let crossing = null;
+let session = null;       // {user, role, csrf} while logged in
+let lastMessage = -Infinity;  // performance.now() of the last message: immune to the wall clock being set
+let lastStatusWall = null;    // epoch seconds of the last message from barrierd, for "no data since"
+let lastStatus = null;
 let lastEventId = 0;
-let inFlight = false;     // one request at a time: a late reply never draws over a newer one
+let eventsBusy = false;
 
-function cell(row, text, className) {
-  const td = row.insertCell();
-  td.textContent = text === null || text === undefined ? "" : String(text);
-  if (className) td.className = className;
-  return td;
+const $ = id => document.getElementById(id);
+
+function may(role) { return session !== null && RANK[session.role] >= RANK[role]; }
+
+function button(label, className, onPress, title) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  if (className) b.className = className;
+  if (title) b.title = title;
+  b.addEventListener("click", onPress);
+  return b;
 }
 
-function fill(tableId, items, addRow) {
-  const body = document.querySelector(`#${tableId} tbody`);
-  body.replaceChildren();
-  for (const item of items) addRow(body.insertRow(), item);
+// What this user may do to a device or a lane (the server checks again: a hidden button is not a permission).
+function actions(kind, name, item) {
+  if (!session || !item || document.body.classList.contains("stale")) return [];
+  if (kind === "device") {
+    return item.verbs.filter(v => may(v === "reset" ? "technician" : "operator"))
+      .map(v => button(v, ["close", "raise", "red"].includes(v) ? "secure" : v === "reset" ? "" : "open",
+                       () => send(v, { device: name }), `${v} ${name}`));
+  }
+  const out = [];
+  if (may("operator")) {
+    out.push(button("Secure lane", "secure", () => send("lane_secure", { lane: name })));
+    out.push(button("Open lane", "open", () => send("lane_open", { lane: name })));
+    out.push(button("Lockdown lane", "danger", () => confirmThen(`Lockdown ${name}`, reason => send("lockdown", { lane: name, reason }))));
+  }
+  if (may("technician")) {
+    if (item.lockdown) out.push(button("Release lane lockdown", "", () => confirmThen(`Release the lockdown of ${name}`, reason => send("lockdown_release", { lane: name, reason }))));
+    const inMaintenance = item.mode === "maintenance";
+    out.push(button(inMaintenance ? "End maintenance" : "Maintenance", "", () => confirmThen(
+      `${inMaintenance ? "End maintenance of" : "Maintenance for"} ${name}`,
+      reason => send(inMaintenance ? "maintenance_exit" : "maintenance_enter", { lane: name, reason }))));
+  }
+  return out;
+}
+
+function say(text, ok) {
+  const box = $("message");
+  box.textContent = text;
+  box.className = ok ? "done" : "refused";
+}
+
+// One request shape for the page, scripts and tests: the control socket's {"command", "args"}.
+async function send(command, args) {
+  say(`${command}: sent…`, true);
+  let reply;
+  try {
+    const answer = await fetch("/api/command", {
+      method: "POST", cache: "no-store", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": session ? session.csrf : "" },
+      body: JSON.stringify({ command, args }),
+    });
+    reply = await answer.json();
+    if (answer.status === 401) { showLoggedOut(); say(`${command}: ${reply.error}`, false); return; }
+  } catch (error) {
+    say(`${command}: barrierd did not answer (${error})`, false);
+    return;
+  }
+  if (reply.error) say(`${command}: ${reply.error}`, false);
+  else say(`${command}: ${reply.message}`, reply.exit === 0);
+}
+
+function confirmThen(title, act) {
+  const dialog = $("confirm");
+  $("confirm-title").textContent = title;
+  $("confirm-reason").value = "";
+  dialog.onclose = () => {
+    const reason = $("confirm-reason").value.trim();
+    if (dialog.returnValue === "ok" && reason) act(reason);
+  };
+  dialog.returnValue = "";
+  dialog.showModal();
+  $("confirm-reason").focus();
+}
+
+$("confirm-form").addEventListener("submit", event => {
+  event.preventDefault();
+  if (!$("confirm-reason").value.trim()) return;
+  $("confirm").close("ok");
+});
+$("confirm-cancel").addEventListener("click", () => $("confirm").close("cancel"));
+
+function showLoggedIn(who) {
+  session = who;
+  $("login").hidden = true;
+  $("session").hidden = false;
+  $("session-user").textContent = `${who.user} (${who.role})`;
+  redraw();
+}
+
+function showLoggedOut() {
+  session = null;
+  $("login").hidden = false;
+  $("session").hidden = true;
+  $("login-password").value = "";
+  redraw();
+}
+
+$("login").addEventListener("submit", async event => {
+  event.preventDefault();
+  const answer = await fetch("/api/login", {
+    method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin",
+    body: JSON.stringify({ user: $("login-user").value, password: $("login-password").value }),
+  });
+  const body = await answer.json();
+  $("login-password").value = "";
+  if (answer.ok) { showLoggedIn(body); say(`logged in as ${body.user} (${body.role})`, true); }
+  else say(`login refused: ${body.error}`, false);
+});
+
+async function endSession() {
+  if (session) {
+    await fetch("/api/logout", { method: "POST", headers: { "X-CSRF-Token": session.csrf }, credentials: "same-origin" });
+  }
+  showLoggedOut();
+  say("session ended: log in to act", true);
+}
+$("lock").addEventListener("click", endSession);
+$("logout").addEventListener("click", endSession);
+
+function siteActions(status) {
+  const out = [];
+  if (session && !document.body.classList.contains("stale")) {
+    if (may("operator")) out.push(button("LOCKDOWN SITE", "danger", () => confirmThen("Lockdown the whole site", reason => send("lockdown", { reason }))));
+    if (may("technician") && status.lockdown) out.push(button("Release site lockdown", "", () => confirmThen("Release the site lockdown", reason => send("lockdown_release", { reason }))));
+  }
+  setButtons($("site-actions"), out);
+}
+
+let alarmsShown = "";
+function renderAlarms(alarms) {
+  const key = JSON.stringify([session && session.role, alarms]);
+  if (key === alarmsShown) return;  // unchanged: the buttons stay, so does the focus
+  alarmsShown = key;
+  $("alarms").replaceChildren(...alarms.map(a => {
+    const item = document.createElement("li");
+    item.dataset.alarm = a.id;
+    if (a.acked_by) item.className = "acked";
+    const text = document.createElement("span");
+    text.textContent = `#${a.id} ${a.severity} ${a.code} ${a.subject}: ${a.message}` + (a.acked_by ? ` (acknowledged by ${a.acked_by})` : "");
+    item.append(text);
+    if (!a.acked_by && may("operator")) item.append(button("Acknowledge", "", () => send("ack", { alarm: a.id })));
+    return item;
+  }));
 }
 
 function render(status) {
-  document.getElementById("title").textContent = `Barrier supervisor: site ${status.site}`;
-  const lockdown = document.getElementById("lockdown");
+  $("title").textContent = `Barrier supervisor: site ${status.site}`;
+  const lockdown = $("lockdown");
   lockdown.style.display = status.lockdown ? "block" : "none";
-  lockdown.textContent = status.lockdown ? `LOCKDOWN by ${status.lockdown.by}: ${status.lockdown.reason}` : "";
-  const laneOf = {};
-  for (const lane of status.lanes) for (const name of lane.devices) laneOf[name] = `${lane.name} (${lane.mode})`;
-  fill("devices", status.devices, (row, d) => {
-    row.dataset.device = d.name;
-    cell(row, laneOf[d.name] || "-");
-    cell(row, d.name);
-    cell(row, d.kind);
-    cell(row, d.display, `state state-${d.display}`);
-    cell(row, d.plc);
-    cell(row, d.reason);
-  });
-  fill("plcs", status.plcs, (row, p) => {
-    row.dataset.plc = p.name;
-    cell(row, p.name);
-    cell(row, p.comms, p.comms === "ok" ? "" : "comms-bad");
-    cell(row, p.comms === "ok" ? "" : p.reason);
-  });
-  fill("alarms", status.alarms, (row, a) => {
-    cell(row, a.id); cell(row, a.severity); cell(row, a.code); cell(row, a.subject); cell(row, a.message);
-  });
+  lockdown.textContent = status.lockdown ? `SITE LOCKDOWN by ${status.lockdown.by}: ${status.lockdown.reason}` : "";
+  if (crossing) crossing.render(status, lastStatusWall);
+  siteActions(status);
+  renderAlarms(status.alarms);
+}
+
+function redraw() {
+  if (document.body.classList.contains("stale")) showStale(); else if (lastStatus) render(lastStatus);
 }
 
 function showStale() {
   document.body.classList.add("stale");
-  const since = lastOkWall ? lastOkWall.toLocaleTimeString() : "the start";
-  document.getElementById("banner").textContent =
-    `barrierd is not answering (last answer at ${since}); no state is shown`;
-  for (const td of document.querySelectorAll("#devices td.state")) {
-    td.textContent = "no data";
-    td.className = "state state-nodata";
-  }
-  for (const row of document.querySelectorAll("#devices tbody tr")) row.cells[0].textContent = "-";
-  for (const row of document.querySelectorAll("#plcs tbody tr")) {
-    row.cells[1].textContent = "no data";
-    row.cells[1].className = "comms-bad";
-  }
-  document.getElementById("lockdown").style.display = "none";
-  document.querySelector("#alarms tbody").replaceChildren();
-}
-
-async function refresh() {
-  if (inFlight) return;
-  inFlight = true;
-  try {
-    const reply = await fetch("/api/status", { cache: "no-store", signal: AbortSignal.timeout(STALE_MS) });
-    if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
-    render(await reply.json());
-    lastOk = performance.now();
-    lastOkWall = new Date();
-    document.body.classList.remove("stale");
-    await refreshEvents();
-  } catch (error) {
-    // nothing to do here: checkStale decides what is shown
-  } finally {
-    inFlight = false;
-  }
+  const since = lastStatusWall ? new Date(lastStatusWall * 1000).toLocaleTimeString([], { hour12: false }) : "the start";
+  $("banner").textContent = `barrierd is not answering: no data since ${since}; nothing shown is current`;
+  $("live").textContent = "NO DATA";
+  $("lockdown").style.display = "none";
+  $("alarms").replaceChildren();
+  alarmsShown = "";
+  setButtons($("site-actions"), []);
+  if (crossing) crossing.showStale(lastStatusWall);
 }
 
 function checkStale() {
-  if (performance.now() - lastOk > STALE_MS) showStale();
+  if (performance.now() - lastMessage > STALE_MS && !document.body.classList.contains("stale")) showStale();
 }
 
 async function refreshEvents() {
-  const reply = await fetch(`/api/events?after=${lastEventId}`,
-                            { cache: "no-store", signal: AbortSignal.timeout(STALE_MS) });
-  if (!reply.ok) return;
-  const body = document.querySelector("#events tbody");
-  for (const e of (await reply.json()).events) {
-    const row = body.insertRow(0);
-    cell(row, e.id); cell(row, new Date(e.ts * 1000).toLocaleTimeString()); cell(row, e.kind);
-    cell(row, e.subject); cell(row, e.summary);
-    lastEventId = Math.max(lastEventId, e.id);
-  }
-  while (body.rows.length > MAX_EVENTS) body.deleteRow(-1);
+  if (eventsBusy) return;
+  eventsBusy = true;
+  try {
+    const reply = await fetch(`/api/events?after=${lastEventId}`, { cache: "no-store", signal: AbortSignal.timeout(STALE_MS) });
+    if (!reply.ok) return;
+    const list = $("events");
+    for (const e of (await reply.json()).events.reverse()) {
+      const item = document.createElement("li");
+      item.textContent = `${new Date(e.ts * 1000).toLocaleTimeString([], { hour12: false })} ${e.kind} ${e.subject}: ${e.summary}`;
+      list.prepend(item);
+      lastEventId = Math.max(lastEventId, e.id);
+    }
+    while (list.children.length > MAX_EVENTS) list.lastElementChild.remove();
+  } catch (error) { /* the next status push tries again */ } finally { eventsBusy = false; }
 }
 
-refresh();
-setInterval(refresh, POLL_MS);
-setInterval(checkStale, POLL_MS / 2);
+function connect() {
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/live`);
+  ws.onmessage = message => {
+    const data = JSON.parse(message.data);
+    lastMessage = performance.now();
+    lastStatusWall = Date.now() / 1000;
+    const wasStale = document.body.classList.contains("stale");
+    document.body.classList.remove("stale");
+    $("live").textContent = "live";
+    if (data.type === "status") {
+      lastStatus = data.status;
+      render(data.status);
+      document.body.dataset.statusSent = String(data.sent);
+      refreshEvents();
+    } else if (wasStale && lastStatus) {
+      render(lastStatus);
+    }
+  };
+  ws.onclose = () => setTimeout(connect, 500);
+}
+
+async function start() {
+  const layout = await (await fetch("/api/layout", { cache: "no-store" })).json();
+  crossing = new Crossing($("crossing"), layout, actions);
+  const who = await fetch("/api/session", { cache: "no-store" });
+  if (who.ok) showLoggedIn(await who.json()); else showLoggedOut();
+  connect();
+  setInterval(checkStale, 250);
+}
+
+start().catch(error => { say(`the panel could not start: ${error}`, false); setTimeout(() => location.reload(), 2000); });

@@ -1,10 +1,11 @@
-"""End to end: the operator panel in headless Chromium follows the devices, and shows no state once barrierd is gone."""
+"""End to end: the guard's panel in headless Chromium at 1280x800, used as a guard uses it; a screenshot of each screen."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import signal
+import sqlite3
 import urllib.error
 import urllib.request
 
@@ -13,9 +14,10 @@ from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
-from tests.e2e.harness import Processes, site_copy
-from tests.support import free_port, wait_until
+from tests.e2e.panel_rig import UnixUsers, start_panel_site
+from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -30,68 +32,214 @@ def browser(tmp_path) -> webdriver.Chrome:
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+                 "--window-size=1280,800", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",  # the booth's touch screen, exactly
+                           {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
+    return driver
+
+
+class Screens:
+    """Numbered screenshots under the test's tmp dir (never committed), for a person to look at."""
+
+    def __init__(self, driver: webdriver.Chrome, tmp_path) -> None:
+        self.driver, self.folder, self.count = driver, tmp_path / "screens", 0
+        self.folder.mkdir()
+
+    def take(self, name: str) -> None:
+        self.count += 1
+        path = self.folder / f"{self.count:02d}-{name}.png"
+        assert self.driver.save_screenshot(str(path)), path
+        print(f"screenshot: {path}")
+
+
+@pytest.fixture(scope="module")
+def users():
+    created = UnixUsers.create()
+    yield created
+    created.remove()
 
 
 @pytest.fixture
-def panel_site(tmp_path):
-    port = free_port()
-    site = site_copy(tmp_path)
-    site.write_text(site.read_text() + f'\n[panel]\nhost = "127.0.0.1"\nport = {port}\n')
-    procs = Processes(tmp=tmp_path, site=site)
-    procs.start_sim()
-    procs.start_daemon()
-    yield procs, f"http://127.0.0.1:{port}/"
+def panel(tmp_path, users):
+    procs, url = start_panel_site(tmp_path, users)
+    driver = browser(tmp_path)
+    yield procs, url, driver, Screens(driver, tmp_path)
+    driver.quit()
     procs.close()
 
 
-def shown_state(driver: webdriver.Chrome, device: str) -> str | None:
+def attribute(driver, selector: str, name: str) -> str | None:
     try:
-        cells = driver.find_elements(By.CSS_SELECTOR, f'#devices tr[data-device="{device}"] td.state')
-        return cells[0].text if cells else None
-    except StaleElementReferenceException:  # the table was redrawn between finding and reading
+        found = driver.find_elements(By.CSS_SELECTOR, selector)
+        return found[0].get_attribute(name) if found else None
+    except StaleElementReferenceException:  # redrawn between finding and reading
         return None
 
 
-def test_the_panel_follows_a_device_and_shows_no_state_once_barrierd_is_gone(panel_site, tmp_path):
-    procs, url = panel_site
-    driver = browser(tmp_path)
+def shown_state(driver, device: str) -> str | None:
+    return attribute(driver, f'.device[data-device="{device}"]', "data-state")
+
+
+def lane_mode(driver, lane: str) -> str | None:
+    return attribute(driver, f'.lane[data-lane="{lane}"]', "data-mode")
+
+
+def press(driver, scope: str, label: str) -> None:
+    """Press the button labelled `label` inside `scope` with the keyboard, as a touch screen's user would tap it."""
+    buttons = [b for b in driver.find_elements(By.CSS_SELECTOR, f"{scope} button") if b.text == label]
+    assert buttons, f"no button {label!r} in {scope}"
+    buttons[0].send_keys(Keys.ENTER)
+
+
+def message(driver) -> str:
+    return driver.find_element(By.ID, "message").text
+
+
+def log_in(driver, users: UnixUsers, role: str) -> None:
+    name = users.names[role]
+    driver.find_element(By.ID, "login-user").send_keys(name)
+    driver.find_element(By.ID, "login-password").send_keys(users.passwords[name] + Keys.ENTER)
+    wait_until(lambda: driver.find_element(By.ID, "session-user").text == f"{name} ({role})", 10, "logged in")
+
+
+def test_a_guard_secures_locks_down_is_refused_acknowledges_and_logs_out(panel, users):
+    procs, url, driver, screens = panel
+    driver.get(url)
+    wait_until(lambda: shown_state(driver, "gate-1") == "closed", 15, "gate-1 closed on the panel")
+    assert "site demo" in driver.find_element(By.ID, "title").text
+    assert not driver.find_elements(By.CSS_SELECTOR, ".lane button")  # reading needs no login, acting does
+    log_in(driver, users, "operator")
+    wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, '.lane[data-lane="lane-1"] button'), 5, "lane buttons")
+    small = driver.execute_script(
+        "return [...document.querySelectorAll('button, input')].filter(b => b.offsetParent !== null)"
+        ".filter(b => b.offsetHeight < 48 || b.offsetWidth < 48).map(b => b.textContent || b.id);")
+    assert small == [], f"touch targets under 48 px: {small}"
+    screens.take("logged-in")
+
+    press(driver, '.device[data-device="gate-1"]', "open")
+    wait_until(lambda: shown_state(driver, "gate-1") == "open", 10, "gate-1 open")
+    wait_until(lambda: lane_mode(driver, "lane-1") == "mixed", 5, "lane-1 mixed")
+    press(driver, '.lane[data-lane="lane-1"] .actions', "Secure lane")
+    wait_until(lambda: shown_state(driver, "gate-1") == "closing", 10, "gate-1 seen closing")
+    assert "moving" in attribute(driver, '.device[data-device="gate-1"]', "class")
+    screens.take("securing-lane-1")
+    wait_until(lambda: lane_mode(driver, "lane-1") == "secured", 15, "lane-1 secured")
+    assert "lane_secure: " in message(driver)
+    screens.take("lane-1-secured")
+
+    press(driver, '.lane[data-lane="lane-1"] .actions', "Lockdown lane")
+    reason = driver.find_element(By.ID, "confirm-reason")
+    wait_until(reason.is_displayed, 5, "the confirmation asks for a reason")
+    reason.send_keys(Keys.ENTER)  # no reason: nothing is sent
+    assert reason.is_displayed() and lane_mode(driver, "lane-1") == "secured"
+    screens.take("lockdown-asks-a-reason")
+    reason.send_keys("suspicious vehicle in lane 1" + Keys.ENTER)
+    wait_until(lambda: lane_mode(driver, "lane-1") == "lockdown", 10, "lane-1 in lockdown")
+    assert "suspicious vehicle" in driver.find_element(By.CSS_SELECTOR, '.lane[data-lane="lane-1"] .lane-reason').text
+    screens.take("lane-1-lockdown")
+
+    press(driver, '.device[data-device="gate-1"]', "open")
+    wait_until(lambda: "refused by rule" in message(driver), 10, "the refusal's rule on screen")
+    assert "lockdown" in message(driver) and shown_state(driver, "gate-1") == "closed"
+    screens.take("refused-by-rule")
+
+    assert procs.sim_ctl("inject", "plc-lane-2", "lamp_fault", "--slot", "2")[0] == 0
+    assert procs.sim_ctl("inject", "plc-lane-2", "vehicle_present", "--slot", "1")[0] == 0
+    wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "#alarms li button"), 10, "an alarm to acknowledge")
+    wait_until(lambda: "LAMP" in driver.find_element(By.CSS_SELECTOR, '.device[data-device="signal-2"] .note').text,
+               5, "the fault's alarm text on its device")
+    wait_until(driver.find_element(By.CSS_SELECTOR, '.lane[data-lane="lane-2"] .vehicle').is_displayed, 5,
+               "a vehicle drawn on lane-2's loop")
+    screens.take("alarm-and-vehicle")
+    press(driver, "#alarms li", "Acknowledge")
+    wait_until(lambda: f"acknowledged by {users.names['operator']}" in driver.find_element(By.ID, "alarms").text,
+               10, "the alarm acknowledged by the guard")
+    screens.take("alarm-acknowledged")
+
+    with sqlite3.connect(procs.event_db) as db:
+        rows = set(db.execute("SELECT user, command, outcome FROM commands"))
+    guard = users.names["operator"]
+    assert {(guard, "lane_secure", "done"), (guard, "lockdown", "done"), (guard, "open", "refused"),
+            (guard, "ack", "done")} <= rows, rows
+
+    driver.find_element(By.ID, "lock").send_keys(Keys.ENTER)
+    wait_until(lambda: driver.find_element(By.ID, "login").is_displayed(), 5, "the login form again")
+    assert not driver.find_elements(By.CSS_SELECTOR, ".lane button")
+    screens.take("locked")
+
+
+def test_no_data_within_two_seconds_when_barrierd_stops_answering(panel, users):
+    procs, url, driver, screens = panel
+    driver.get(url)
+    wait_until(lambda: shown_state(driver, "gate-1") == "closed", 15, "gate-1 closed on the panel")
+    procs.daemon.send_signal(signal.SIGSTOP)  # hung, not gone: the page gets no message at all
     try:
-        driver.get(url)
-        wait_until(lambda: shown_state(driver, "gate-1") == "closed", 15, "gate-1 closed on the panel")
-        assert "site demo" in driver.find_element(By.ID, "title").text
-        assert procs.ctl("open", "gate-1")[0] == 0
-        wait_until(lambda: shown_state(driver, "gate-1") == "open", 10, "gate-1 open on the panel")
-        wait_until(lambda: "open → accepted by the PLC" in driver.find_element(By.ID, "events").text, 5, "the command listed")
-
-        procs.daemon.send_signal(signal.SIGSTOP)  # hung, not gone: the page's requests get no answer at all
-        try:
-            wait_until(lambda: shown_state(driver, "gate-1") == "no data", 5, "no state while barrierd hangs")
-            states = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#devices td.state")]
-            assert states and set(states) == {"no data"}, states
-            comms = [row.find_elements(By.TAG_NAME, "td")[1].text
-                     for row in driver.find_elements(By.CSS_SELECTOR, "#plcs tbody tr")]
-            assert comms and set(comms) == {"no data"}, comms
-            assert "not answering" in driver.find_element(By.ID, "banner").text
-        finally:
-            procs.daemon.send_signal(signal.SIGCONT)
-        wait_until(lambda: shown_state(driver, "gate-1") == "open", 10, "gate-1 shown again once barrierd answers")
-
-        procs.daemon.send_signal(signal.SIGKILL)
-        procs.daemon.wait(timeout=10)
-        wait_until(lambda: shown_state(driver, "gate-1") == "no data", 5, "no state once barrierd is gone")
+        wait_until(lambda: shown_state(driver, "gate-1") == "no data", 3, "no state while barrierd hangs")
+        states = [t.get_attribute("data-state") for t in driver.find_elements(By.CSS_SELECTOR, ".device")]
+        assert states and set(states) == {"no data"}, states
+        assert "no data since" in driver.find_element(By.CSS_SELECTOR, '.device[data-device="gate-1"] .state').text
+        assert "not answering" in driver.find_element(By.ID, "banner").text
+        screens.take("no-data")
     finally:
-        driver.quit()
+        procs.daemon.send_signal(signal.SIGCONT)
+    wait_until(lambda: shown_state(driver, "gate-1") == "closed", 10, "gate-1 shown again once barrierd answers")
+    procs.daemon.send_signal(signal.SIGKILL)
+    procs.daemon.wait(timeout=10)
+    wait_until(lambda: shown_state(driver, "gate-1") == "no data", 3, "no state once barrierd is gone")
 
 
-def test_the_panel_api_serves_the_status_and_the_events(panel_site):
-    procs, url = panel_site
+def page_fetch(driver, path: str, body: dict, headers: dict) -> dict:
+    """A request made by the page's own JavaScript: the browser adds the cookie and the Origin itself."""
+    return driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {method: 'POST', credentials: 'same-origin', body: JSON.stringify(arguments[1]),"
+        " headers: Object.assign({'Content-Type': 'application/json'}, arguments[2])})"
+        ".then(async r => done({status: r.status, body: await r.json()})).catch(e => done({error: String(e)}));",
+        path, body, headers)
+
+
+def test_the_browser_is_refused_without_login_with_a_wrong_role_without_csrf_and_from_another_origin(panel, users):
+    procs, url, driver, screens = panel
+    driver.get(url)
+    wait_until(lambda: shown_state(driver, "gate-1") == "closed", 15, "the panel drawn")
+    open_gate = {"command": "open", "args": {"device": "gate-1"}}
+    assert page_fetch(driver, "/api/command", open_gate, {})["status"] == 401
+
+    log_in(driver, users, "viewer")
+    assert not driver.find_elements(By.CSS_SELECTOR, ".lane button, .device button")  # nothing offered to a viewer
+    screens.take("viewer")
+    csrf = driver.execute_async_script(
+        "const done = arguments[0]; fetch('/api/session').then(r => r.json()).then(s => done(s.csrf));")
+    refused = page_fetch(driver, "/api/command", open_gate, {"X-CSRF-Token": csrf})
+    assert refused["status"] == 403 and refused["body"]["exit"] == 4, refused
+    assert page_fetch(driver, "/api/command", open_gate, {})["status"] == 403  # no CSRF token
+
+    other = url.replace("127.0.0.1", "localhost")  # another origin for the browser; the cookie is not sent there
+    driver.get(other)
+    wait_until(lambda: shown_state(driver, "gate-1") == "closed", 15, "the panel under another name")
+    foreign = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {method: 'POST', mode: 'no-cors', credentials: 'include', body: arguments[1],"
+        " headers: {'Content-Type': 'text/plain'}}).then(r => done(r.type)).catch(e => done(String(e)));",
+        url + "api/command", json.dumps(open_gate))
+    assert foreign in ("opaque", "TypeError: Failed to fetch"), foreign
+    with sqlite3.connect(procs.event_db) as db:
+        done = db.execute("SELECT count(*) FROM commands WHERE command = 'open' AND outcome = 'done'").fetchone()[0]
+    assert done == 0 and procs.device("gate-1")["state"] == "closed"
+
+
+def test_the_panel_api_serves_the_status_the_events_and_the_layout(panel):
+    procs, url, _driver, _screens = panel
     with urllib.request.urlopen(url + "api/status", timeout=5) as reply:
         status = json.load(reply)
         assert reply.headers["Cache-Control"] == "no-store"
     assert {d["name"] for d in status["devices"]} >= {"gate-1", "blocker-1", "bay-exit"}
+    with urllib.request.urlopen(url + "api/layout", timeout=5) as reply:
+        layout = json.load(reply)
+    assert [d["role"] for d in layout["lanes"][0]["devices"]] == ["signal", "blocker", "gate"]
+    assert layout["airlocks"] == [["bay-entry", "bay-exit"]]
     with urllib.request.urlopen(url + "api/events?after=0", timeout=5) as reply:
         events = json.load(reply)["events"]
     assert any(e["summary"] == "barrierd started" for e in events)
@@ -101,9 +249,9 @@ def test_the_panel_api_serves_the_status_and_the_events(panel_site):
         assert refused.value.code == 400, bad
 
 
-def test_the_panel_turns_away_a_request_addressed_to_another_host_name(panel_site):
+def test_the_panel_turns_away_a_request_addressed_to_another_host_name(panel):
     """DNS rebinding: a page from elsewhere, its name re-pointed at 127.0.0.1, still sends its own Host."""
-    _procs, url = panel_site
+    _procs, url, _driver, _screens = panel
     request = urllib.request.Request(url + "api/status", headers={"Host": "attacker.example"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)
