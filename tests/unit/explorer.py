@@ -146,7 +146,7 @@ class Explorer:
             if own_latch:
                 store.save_mode(f"lockdown:lane:{name}", "lockdown", "explorer", "rebuilt")
         self.report.builds += 1
-        return self.start(store, dict(statuses), offline, key)
+        return self.start(store, dict(statuses), offline, key, f"{self.path_to(key)} (rebuilt)")
 
     def start(self, store: EventStore, status: dict[str, int], offline: frozenset[str], expect: tuple | None,
               path: str = "start") -> tuple[Site, Plant]:
@@ -157,7 +157,8 @@ class Explorer:
         if plant.writes:
             self.violate("restart_writes_nothing", f"a start wrote {plant.writes} before anyone commanded", path)
         if (got := state_key(site, plant)) != expect and expect is not None and not plant.writes:
-            raise AssertionError(f"a site rebuilt for {expect} came up as {got}: the saved latches changed form")
+            self.violate("restart_keeps_modes", f"a start on the latches saved for {expect[2:]} came up {got[2:]} "
+                                                f"(or they are no longer saved as `rebuild` saves them)", path)
         return site, plant
 
     def discard(self, site: Site, *, close_store: bool = True) -> None:
@@ -187,8 +188,11 @@ class Explorer:
         if action.what == "command":
             self.command(site, plant, action, where)
         elif action.what == "restart":
+            was = state_key(site, plant)
             self.discard(site, close_store=False)
             site, plant = self.start(site.store, plant.status, frozenset(plant.offline), None, where)
+            if (now := state_key(site, plant)) != was:
+                self.violate("restart_keeps_modes", f"lanes and latches were {was[2:]}, came back {now[2:]}", where)
             return site, plant
         else:
             if action.what == "vehicle":

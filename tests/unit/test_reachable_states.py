@@ -11,7 +11,9 @@ import structlog
 
 from controller import commands, interlocks
 from controller.devices.road_blocker import RoadBlocker
+from controller.devices.traffic_signal import TrafficSignal
 from controller.lanes import Lane
+from controller.lockdown import lock_down
 from hal.errors import CommsError
 from tests.unit.explorer import Explorer, Report, Scope, demo_config
 
@@ -53,7 +55,8 @@ def shown(violations: list[tuple[str, str, str]]) -> str:
 
 def test_every_reachable_state_keeps_every_rule():
     """Airlock pair never both commanded open; nothing opened in lockdown; lockdown sends EFO to every reachable
-    blocker and CLOSE / RED to the rest; a refused command, a release, a sensor change and a restart write nothing."""
+    blocker and CLOSE / RED to the rest; a refused command, a release, a sensor change and a restart write nothing;
+    a restart keeps every lane's latched mode and the lockdown latches."""
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=quiet) as workers:
         reports = dict(zip(SCOPES, workers.map(explore, SCOPES), strict=True))  # the largest first
     for name, report in reports.items():
@@ -107,13 +110,56 @@ def secure_on_start(monkeypatch):
     monkeypatch.setattr(Lane, "on_devices_read", securing_first)
 
 
+def no_red(monkeypatch):
+    monkeypatch.setattr(TrafficSignal, "LOCKDOWN_VERB", "reset")  # refused in lockdown: the signal gets nothing
+
+
+def release_secures_again(monkeypatch):
+    real = commands.lockdown_release
+
+    async def released_then_secured(site, args, caller):
+        reply = await real(site, args, caller)
+        await lock_down(site, list(site.devices.values()), caller.user)
+        return reply
+
+    monkeypatch.setattr(commands, "lockdown_release", released_then_secured)
+
+
+def secure_when_mixed(monkeypatch):
+    real = Lane.on_devices_read
+
+    async def securing_mixed(lane):
+        await real(lane)
+        if lane.mode == "mixed":  # a reading alone moves the lane
+            try:
+                await lane.run_secure("barrierd")
+            except Exception:
+                pass
+
+    monkeypatch.setattr(Lane, "on_devices_read", securing_mixed)
+
+
+def forget_maintenance(monkeypatch):
+    real = Lane.restore
+
+    def restored(lane, mode, by, reason, since):
+        if mode != "maintenance":
+            real(lane, mode, by, reason, since)
+
+    monkeypatch.setattr(Lane, "restore", restored)
+
+
 # rule -> (projection that reaches it, the rule taken away)
 MUTANTS = {
     "airlock_never_both_open": ("airlock bay", allow_both_open),
     "no_opening_in_lockdown": ("lane-1", open_in_lockdown),
     "lockdown_efo_to_blockers": ("lane-1", no_efo),
+    "lockdown_secures_the_rest": ("lane-1", no_red),
     "refused_writes_nothing": ("airlock bay", write_then_check),
     "restart_writes_nothing": ("lane-1", secure_on_start),
+    "release_moves_nothing": ("airlock bay", release_secures_again),
+    "no_write_without_command": ("lane-1", secure_when_mixed),
+    "restart_keeps_modes": ("both lanes", forget_maintenance),
 }
 
 
