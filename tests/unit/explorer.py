@@ -310,13 +310,11 @@ class Explorer:
         home = self.home if self.home_goal and self.home_goal[0] == key and after in self.home else self.homing(key)
         while after in home and after in self.expanded:
             state, action, _ = home[after]
-            site, plant, now = self.step(after, site, plant, action, self.path_to(after), replay=True)
-            if now == key:
+            site, plant, after = self.step(after, site, plant, action, self.path_to(after), replay=True)
+            if after == key:
                 return site, plant
-            if now != state:
-                after = now
+            if after != state:
                 break  # the abstraction hid a difference: this site went elsewhere
-            after = now
         self.keep(after, site, plant)
         return None
 
