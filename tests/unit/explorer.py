@@ -11,7 +11,8 @@ from pathlib import Path
 
 from config.schema import SiteConfig
 from controller.commands import build_registry
-from controller.event_store import Caller, EventStore
+from controller.auth import Caller
+from controller.event_store import EventStore
 from controller.exit_codes import ExitCode
 from controller.site import Site
 from hal.profile import Command, SignalCommand, Status

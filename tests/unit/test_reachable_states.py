@@ -10,8 +10,8 @@ import pytest
 import structlog
 
 from controller import commands, interlocks
-from controller.devices.road_blocker import RoadBlocker
-from controller.devices.traffic_signal import TrafficSignal
+from controller.actions import command_device
+from controller.devices import DEVICE_CLASSES
 from controller.lanes import Lane
 from controller.lockdown import lock_down
 from hal.errors import CommsError
@@ -80,7 +80,7 @@ def open_in_lockdown(monkeypatch):
 
 
 def no_efo(monkeypatch):
-    monkeypatch.setattr(RoadBlocker, "LOCKDOWN_VERB", "raise")
+    monkeypatch.setattr(DEVICE_CLASSES["road_blocker"], "LOCKDOWN_VERB", "raise")
 
 
 def write_then_check(monkeypatch):
@@ -111,7 +111,7 @@ def secure_on_start(monkeypatch):
 
 
 def no_red(monkeypatch):
-    monkeypatch.setattr(TrafficSignal, "LOCKDOWN_VERB", "reset")  # refused in lockdown: the signal gets nothing
+    monkeypatch.setattr(DEVICE_CLASSES["traffic_signal"], "LOCKDOWN_VERB", "reset")  # refused in lockdown: the signal gets nothing
 
 
 def release_secures_again(monkeypatch):
@@ -119,7 +119,8 @@ def release_secures_again(monkeypatch):
 
     async def released_then_secured(site, args, caller):
         reply = await real(site, args, caller)
-        await lock_down(site, list(site.devices.values()), caller.user)
+        await lock_down(lambda device, verb, by: command_device(site, device, verb, by),
+                        list(site.devices.values()), caller.user)
         return reply
 
     monkeypatch.setattr(commands, "lockdown_release", released_then_secured)
