@@ -164,11 +164,12 @@ class EventStore:
         raise AssertionError("unreachable")
 
     def record_request(self, caller: Caller, command: str, args: dict, *, required: bool) -> int | None:
-        """The record made before a command acts (durable). With `required`, StorageFailed if it cannot be
-        written now: the command must then not act."""
+        """The record made before a command acts. With `required` (a command that is not securing) it is on
+        disk before this returns, or StorageFailed and the command must not act; a securing command does not
+        wait for the disk (its row with the outcome is synced once it has acted)."""
         return self.record_event(
             "command_requested", _subject(args), f"{caller.user}: {command} requested",
-            durable=True, essential=True, required=required,
+            durable=required, essential=True, required=required,
             uid=caller.uid, pid=caller.pid, role=caller.role.label, command=command, args=args,
         )
 
@@ -208,23 +209,24 @@ class EventStore:
 
     # ----- what survives a restart ----------------------------------------------------------------
 
-    def save_mode(self, scope: str, mode: str, by: str, reason: str, *, required: bool = False) -> bool:
+    def save_mode(self, scope: str, mode: str, by: str, reason: str, *, required: bool = False,
+                  durable: bool = True) -> bool:
         """Persist a latch (durable). False when kept for later (`unsaved_scopes` names it until written);
         with `required`, StorageFailed instead and nothing kept."""
         row = (scope, mode, _text(by), _text(reason), time.time())
         return self._write_mode(scope, lambda db: db.execute(
             "INSERT OR REPLACE INTO modes (scope, mode, by, reason, since) VALUES (?, ?, ?, ?, ?)", row),
-            {"table": "modes", "scope": scope, "mode": mode, "by": row[2], "reason": row[3]}, required)
+            {"table": "modes", "scope": scope, "mode": mode, "by": row[2], "reason": row[3]}, required, durable)
 
     def clear_mode(self, scope: str) -> bool:
         return self._write_mode(scope, lambda db: db.execute("DELETE FROM modes WHERE scope = ?", (scope,)),
                                 {"table": "modes", "scope": scope, "mode": None}, False)
 
-    def _write_mode(self, scope: str, op, detail: dict, required: bool) -> bool:
+    def _write_mode(self, scope: str, op, detail: dict, required: bool, durable: bool = True) -> bool:
         def saved() -> None:
             self.unsaved_scopes.discard(scope)
 
-        result = self.storage.write(lambda db: op(db) and True, detail, essential=True, durable=True,
+        result = self.storage.write(lambda db: op(db) and True, detail, essential=True, durable=durable,
                                     required=required, on_done=saved)
         if result is None:
             self.unsaved_scopes.add(scope)

@@ -105,7 +105,8 @@ class Lane:
         self.since = time.time()
         log.info("lane_mode_changed", lane=self.name, from_mode=event.transition.source, to_mode=self.mode,
                  trigger=event.event.name, by=self.by, reason=self.reason)
-        self.site.store.save_mode(f"lane:{self.name}", self.mode, self.by, self.reason)
+        self.site.store.save_mode(f"lane:{self.name}", self.mode, self.by, self.reason,
+                                  durable=False)  # latches are synced by their command (lockdown, maintenance)
         self.site.store.record_event("lane_mode", self.name, f"{self.name}: {event.transition.source} → {self.mode}",
                                      by=self.by, reason=self.reason)
 

@@ -115,20 +115,24 @@ class Lockdown:
         """True while a site lockdown, or a lockdown of this lane, is in force."""
         return self.latch is not None or (lane is not None and lane.mode == LaneMode.LOCKDOWN)
 
-    def _latch_lane(self, lane: str, latch: Latch) -> None:
+    def _latch_lane(self, lane: str, latch: Latch, durable: bool = True) -> None:
         self.lane_latches[lane] = latch
-        self._store.save_mode(lane_scope(lane), "lockdown", latch.by, latch.reason)
+        self._store.save_mode(lane_scope(lane), "lockdown", latch.by, latch.reason, durable=durable)
 
     async def engage(self, by: str, reason: str, lane: Lane | None = None) -> tuple[str, LockdownResult]:
         """Latch the site (or one lane), then secure every device of it at once; (scope, result)."""
+        # The latch is written to the store before anything moves, and synced to disk once the fan-out's
+        # writes are on their way (a securing command never waits for the disk), before the reply.
         if lane is not None:
             lane.cancel_sequence()
-            self._latch_lane(lane.name, new_latch(by, reason))
+            self._latch_lane(lane.name, new_latch(by, reason), durable=False)
             if lane.mode != LaneMode.LOCKDOWN:
                 await lane.lock(by=by, reason=reason)  # the lane mode is this lockdown's latch
-            return f"lane {lane.name}", await lock_down(self._command, lane.devices, by)
+            result = await lock_down(self._command, lane.devices, by)
+            self._store.sync()
+            return f"lane {lane.name}", result
         self.latch = new_latch(by, reason)  # latched before anything is written
-        self._store.save_mode(SITE_SCOPE, "lockdown", by, reason)
+        self._store.save_mode(SITE_SCOPE, "lockdown", by, reason, durable=False)
         for each in self._lanes.values():
             each.cancel_sequence()
         fan_out = asyncio.ensure_future(lock_down(self._command, list(self._devices.values()), by))
@@ -136,7 +140,9 @@ class Lockdown:
         for each in self._lanes.values():  # lane modes follow while the writes are already on their way
             if each.mode != LaneMode.LOCKDOWN:
                 await each.lock(by=by, reason=reason)
-        return "the site", await fan_out
+        result = await fan_out
+        self._store.sync()
+        return "the site", result
 
     async def release(self, by: str, reason: str, lane: Lane | None = None) -> str:
         """End a lockdown; nothing moves: each lane released shows the mode its devices report."""

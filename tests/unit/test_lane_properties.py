@@ -108,6 +108,18 @@ class FakePlant:
             await device.observe(Quality.GOOD, snap, None)
 
 
+async def plant_site(store: EventStore) -> FakePlant:
+    """The demo site on a FakePlant, every device read and every lane classified."""
+    site = Site(CFG, store)
+    fake = FakePlant(site)
+    site.buses = {name: fake for name in PLCS}
+    for device in site.devices.values():
+        await fake.feed(device)
+    for lane in site.lanes.values():
+        await lane.on_devices_read()
+    return fake
+
+
 class LaneMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -11,20 +10,14 @@ from controller.commands import ExitCode, build_registry
 from controller.event_store import EventStore
 from controller.site import Site
 from hal.profile import Command, SignalCommand, SignalStatus, Status
-from tests.unit.test_lane_properties import CFG, GUARD, PLCS, TECH, FakePlant
+from tests.unit.test_lane_properties import CFG, GUARD, PLCS, TECH, FakePlant, plant_site
 
 
 @pytest_asyncio.fixture
 async def plant(tmp_path):
-    site = Site(CFG, EventStore(tmp_path / "events.sqlite"))
-    fake = FakePlant(site)
-    site.buses = {name: fake for name in PLCS}
-    for device in site.devices.values():
-        await fake.feed(device)
-    for lane in site.lanes.values():
-        await lane.on_devices_read()
+    fake = await plant_site(EventStore(tmp_path / "events.sqlite"))
     yield fake
-    site.store.close()
+    fake.site.store.close()
 
 
 async def run(site, command, caller=GUARD, **args):

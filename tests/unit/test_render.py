@@ -16,9 +16,8 @@ from hal.kinds import KINDS
 from controller.event_store import EventStore
 from controller.lanes import MODES
 from controller.render import alarms_table, event_lines, events_table, plain, status_tables
-from controller.site import Site
 from hal.unit import Quality
-from tests.unit.test_lane_properties import CFG, PLCS, FakePlant
+from tests.unit.test_lane_properties import plant_site
 
 HOSTILE = [
     "car AB-123 [/] fled", "[red]shown as typed[/red]", "[bold", "\x1b[31mred\x1b[0m", "nul\x00bell\x07tab\tnl\n",
@@ -30,13 +29,7 @@ COMMS = ["ok", "lost", "stale", "invalid", "bogus"]
 
 @pytest_asyncio.fixture
 async def real_status(tmp_path):
-    site = Site(CFG, EventStore(tmp_path / "events.sqlite"))
-    plant = FakePlant(site)
-    site.buses = {name: plant for name in PLCS}
-    for device in site.devices.values():
-        await plant.feed(device)
-    for lane in site.lanes.values():
-        await lane.on_devices_read()
+    site = (await plant_site(EventStore(tmp_path / "events.sqlite"))).site
     site.alarms.raise_alarm("COMMS_LOST", "plc-lane-1", "no reply")
     yield site.status()
     site.store.close()

@@ -11,10 +11,10 @@ import pytest_asyncio
 
 from controller.commands import ExitCode, build_registry
 from controller.event_store import EventStore
-from controller.site import STORAGE, Site
+from controller.site import STORAGE
 from controller.storage import RETRY_S, Storage, StorageFailed
 from hal.profile import Command, SignalCommand, Status
-from tests.unit.test_lane_properties import CFG, GUARD, PLCS, TECH, FakePlant
+from tests.unit.test_lane_properties import CFG, GUARD, TECH, plant_site
 
 
 class FakeClock:
@@ -45,16 +45,10 @@ def rows(path, sql: str) -> list[tuple]:
 @pytest_asyncio.fixture
 async def plant(tmp_path):
     clock = FakeClock()
-    site = Site(CFG, EventStore(tmp_path / "events.sqlite", clock=clock))
-    fake = FakePlant(site)
-    site.buses = {name: fake for name in PLCS}
-    for device in site.devices.values():
-        await fake.feed(device)
-    for lane in site.lanes.values():
-        await lane.on_devices_read()
+    fake = await plant_site(EventStore(tmp_path / "events.sqlite", clock=clock))
     fake.clock = clock
     yield fake
-    site.store.close()
+    fake.site.store.close()
 
 
 async def run(site, command, caller=GUARD, **args):
