@@ -13,7 +13,7 @@ import pytest
 from hal.bus import RECONNECT_MAX_S
 from tests.e2e.harness import Processes, site_copy
 from tests.e2e.test_device_commands import command_writes
-from tests.e2e.test_faults import (
+from tests.e2e.fault_rig import (
     COMMS_LOST_S,
     HOME,
     POLL_S,
