@@ -99,12 +99,19 @@ class PanelApi:
         reply.set_cookie(COOKIE, session.token, httponly=True, samesite="Strict", secure=self.cfg.tls, path="/")
         return reply
 
-    async def logout(self, request: web.Request) -> web.Response:
+    def session_with_csrf(self, request: web.Request, not_logged_in: str):
+        """The request's session if it also carries the session's CSRF token, else the refusal to send."""
         session = self.session_of(request)
         if session is None:
-            return refusal(401, "not logged in")
+            return refusal(401, not_logged_in)
         if not session.csrf_matches(request.headers.get(CSRF_HEADER)):
             return refusal(403, f"missing or wrong {CSRF_HEADER} header")
+        return session
+
+    async def logout(self, request: web.Request) -> web.Response:
+        session = self.session_with_csrf(request, "not logged in")
+        if isinstance(session, web.Response):
+            return session
         self.sessions.close(session.token)
         self._audit(session.user, "logged out of the panel", uid=session.uid)
         reply = web.json_response({"user": session.user, "logged_out": True}, headers=NO_CACHE)
@@ -120,11 +127,9 @@ class PanelApi:
 
     async def command(self, request: web.Request) -> web.Response:
         """One control request, `{"command": ..., "args": {...}}`, answered with the control socket's reply."""
-        session = self.session_of(request)
-        if session is None:
-            return refusal(401, "not logged in (or the session expired): log in first")
-        if not session.csrf_matches(request.headers.get(CSRF_HEADER)):
-            return refusal(403, f"missing or wrong {CSRF_HEADER} header")
+        session = self.session_with_csrf(request, "not logged in (or the session expired): log in first")
+        if isinstance(session, web.Response):
+            return session
         if request.content_type != "application/json":
             return refusal(415, "a command is sent as application/json")
         raw = await request.read()

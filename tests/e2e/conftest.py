@@ -1,8 +1,9 @@
-"""Fixtures of the end-to-end tier: real processes on a copy of the demo site."""
+"""Fixtures of the end-to-end tier: real processes on a copy of the demo site, Unix users for the panel."""
 
 import pytest
 
 from tests.e2e.harness import Processes, site_copy
+from tests.e2e.panel_rig import UnixUsers
 
 
 @pytest.fixture
@@ -12,3 +13,11 @@ def site_processes(tmp_path):
     procs.start_daemon()
     yield procs
     procs.close()
+
+
+@pytest.fixture(scope="module")
+def users():
+    """Real Unix users with a password and a role each (created once per test module, removed after)."""
+    created = UnixUsers.create()
+    yield created
+    created.remove()

@@ -54,13 +54,6 @@ class Screens:
         print(f"screenshot: {path}")
 
 
-@pytest.fixture(scope="module")
-def users():
-    created = UnixUsers.create()
-    yield created
-    created.remove()
-
-
 @pytest.fixture
 def panel(tmp_path, users):
     procs, url = start_panel_site(tmp_path, users)

@@ -11,13 +11,6 @@ from tests.e2e.panel_rig import PanelClient, UnixUsers, start_panel_site
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def users():
-    created = UnixUsers.create()
-    yield created
-    created.remove()
-
-
 @pytest.fixture
 def panel(tmp_path, users):
     procs, url = start_panel_site(tmp_path, users)
