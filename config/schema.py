@@ -153,7 +153,8 @@ class PanelSection(Strict):
     port: int = Field(default=8080, ge=1, le=65535)
     server_names: list[str] = Field(default=[], max_length=16)  # other names browsers reach it by (Host, Origin)
     idle_timeout_s: int = Field(default=600, ge=30, le=86_400)  # a session unused this long is ended
-    pam_service: str = Field(default="login", pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+    # the PAM service checking passwords: deploy/pam.d/barrier-panel, installed in /etc/pam.d
+    pam_service: str = Field(default="barrier-panel", pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
     @field_validator("host")
     @classmethod

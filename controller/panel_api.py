@@ -16,7 +16,8 @@ from config.schema import PanelSection
 from controller.auth import Caller, role_for
 from controller.commands import Registry
 from controller.exit_codes import ExitCode
-from controller.panel_auth import LoginLimiter, Session, Sessions, login_problem, pam_password_ok
+from controller.panel_auth import (LoginLimiter, PasswordsUncheckable, Session, Sessions, login_problem,
+                                   pam_password_ok)
 from controller.request_bounds import MAX_REQUEST_BYTES, MalformedRequest, parse_request
 from controller.states import Role
 
@@ -30,6 +31,7 @@ NO_CACHE = {"Cache-Control": "no-store"}
 HTTP_STATUS = {ExitCode.USAGE: 400, ExitCode.NOT_AUTHORISED: 403}  # any other exit: 200, the reply says it
 
 PasswordCheck = Callable[[str, str, str], "str | None"]  # (service, user, password) -> None or PAM's reason
+UNCHECKABLE = "the site PC could not check passwords"
 
 
 def refusal(status: int, message: str) -> web.Response:
@@ -49,6 +51,7 @@ class PanelApi:
         self.sessions = Sessions(cfg.idle_timeout_s, **({"clock": clock} if clock else {}))
         self.limiter = LoginLimiter(**({"clock": clock} if clock else {}))
         self._limited_recorded: set[str] = set()  # names whose refusal by the limit is already in the audit trail
+        self._uncheckable_recorded: str | None = None  # why PAM cannot check passwords, once in the audit trail
         self.daemon_uid = os.geteuid()
 
     def add_routes(self, app: web.Application) -> None:
@@ -77,7 +80,13 @@ class PanelApi:
                 self._audit(user, "login refused: too many failed logins", reason=limited)
             return refusal(429, limited)
         self._limited_recorded.discard(user)
-        pam_reason = await asyncio.to_thread(self.password_ok, self.cfg.pam_service, user, password)
+        try:
+            pam_reason = await asyncio.to_thread(self.password_ok, self.cfg.pam_service, user, password)
+        except PasswordsUncheckable as exc:  # nobody typed a wrong password: not counted by the limiter
+            self._passwords_uncheckable(user, str(exc))
+            return refusal(503, f"{UNCHECKABLE} (a fault of the PC, not of the password): tell a technician; "
+                                "the cause is in the event log")
+        self._passwords_checked_again()
         if pam_reason is not None:
             self.limiter.failed(user)
             self._audit(user, "login refused: wrong user or password", reason=pam_reason)
@@ -143,6 +152,19 @@ class PanelApi:
         reply = await self.registry.dispatch(self.site, parsed, caller)
         return web.json_response(reply.as_dict(), status=HTTP_STATUS.get(reply.code, 200), headers=NO_CACHE,
                                  dumps=lambda data: json.dumps(data, default=str))
+
+    def _passwords_uncheckable(self, user: str, cause: str) -> None:
+        """Recorded once per cause: guards trying again do not fill the store."""
+        if cause != self._uncheckable_recorded:
+            self._uncheckable_recorded = cause
+            self.site.store.record_event("panel", self.cfg.pam_service, f"{UNCHECKABLE}: {cause}", user=user)
+            log.error("panel_passwords_uncheckable", service=self.cfg.pam_service, cause=cause, user=user)
+
+    def _passwords_checked_again(self) -> None:
+        if self._uncheckable_recorded is not None:
+            self._uncheckable_recorded = None
+            self.site.store.record_event("panel", self.cfg.pam_service, "the site PC checks passwords again")
+            log.info("panel_passwords_checked_again", service=self.cfg.pam_service)
 
     def _audit(self, user: str, summary: str, **data) -> None:
         self.site.store.record_event("panel", user, summary, **data)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import os
 import re
 import secrets
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")  # a Unix login name (Debian's default rule)
 MAX_PASSWORD_CHARS = 1024
@@ -20,16 +22,53 @@ FAILURE_WINDOW_S = 300.0
 Clock = Callable[[], float]
 
 
-def pam_password_ok(service: str, user: str, password: str) -> str | None:
-    """None if PAM `service` accepts `user`'s password (and account), else PAM's reason. Blocks: run it in a
-    thread. Credentials are not set (resetcred=0): barrierd's own groups must never change."""
-    import pamela  # imported here: libpam is loaded only where the panel runs
+PAM_DIRS = (Path("/etc/pam.d"), Path("/usr/lib/pam.d"))  # where Linux-PAM looks for a service's file, in order
+SHADOW = Path("/etc/shadow")
+# PAM's answers that say no password was checked at all: the PC's set-up failed, not the guard's typing. Codes of
+# Linux-PAM's _pam_types.h (pamela names none of them); any other refusal is a wrong user, password or account.
+PAM_SYSTEM_ERRORS = {1: "PAM_OPEN_ERR", 2: "PAM_SYMBOL_ERR", 3: "PAM_SERVICE_ERR", 4: "PAM_SYSTEM_ERR",
+                     5: "PAM_BUF_ERR", 8: "PAM_CRED_INSUFFICIENT", 9: "PAM_AUTHINFO_UNAVAIL",
+                     18: "PAM_NO_MODULE_DATA", 19: "PAM_CONV_ERR", 26: "PAM_ABORT", 28: "PAM_MODULE_UNKNOWN",
+                     29: "PAM_BAD_ITEM"}
 
+
+class PasswordsUncheckable(Exception):
+    """PAM could not check a password at all (the site PC's set-up, not the guard's typing); the message says why."""
+
+
+def pam_service_missing(service: str, dirs: tuple[Path, ...] = PAM_DIRS) -> str | None:
+    """Why PAM has no file for `service` (it would quietly use its `other` service instead), or None."""
+    if not dirs[0].is_dir() or any((d / service).is_file() for d in dirs):  # no /etc/pam.d: PAM reads /etc/pam.conf
+        return None
+    return f"PAM has no service {service}: install deploy/pam.d/barrier-panel as {dirs[0] / service}"
+
+
+def pam_password_ok(service: str, user: str, password: str) -> str | None:
+    """None if PAM `service` accepts `user`'s password (and account), else PAM's reason; PasswordsUncheckable if
+    PAM could not check it. Blocks: run it in a thread. Credentials are not set (resetcred=0): barrierd's own
+    groups must never change."""
+    if (missing := pam_service_missing(service, PAM_DIRS)) is not None:
+        raise PasswordsUncheckable(missing)
+    try:
+        import pamela  # imported here: libpam is loaded only where the panel runs
+    except (ImportError, OSError, AttributeError) as exc:
+        raise PasswordsUncheckable(f"libpam could not be loaded: {exc}") from exc
     try:
         pamela.authenticate(user, password, service=service, resetcred=0)
     except pamela.PAMError as exc:
-        return str(exc)
+        if exc.errno is not None and exc.errno not in PAM_SYSTEM_ERRORS:
+            return str(exc)
+        raise PasswordsUncheckable(uncheckable_cause(service, exc.errno, exc.message)) from exc
     return None
+
+
+def uncheckable_cause(service: str, errno: int | None, message: str) -> str:
+    """PAM's system error in words, with the usual cause when barrierd's user cannot read /etc/shadow."""
+    cause = f"PAM service {service}: {message} ({PAM_SYSTEM_ERRORS.get(errno, 'no PAM code')})"
+    if SHADOW.exists() and not os.access(SHADOW, os.R_OK):
+        cause += (f"; barrierd (uid {os.geteuid()}) cannot read {SHADOW}: its user needs the group that owns it "
+                  "(SupplementaryGroups=shadow in deploy/barrierd.service)")
+    return cause
 
 
 def login_problem(body: object) -> str | None:

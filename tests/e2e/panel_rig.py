@@ -12,22 +12,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.e2e.harness import Processes, site_copy
-from tests.support import free_port
+from tests.support import REPO, free_port
 
 ROLES = ("viewer", "operator", "technician")
+PAM_FILE = REPO / "deploy" / "pam.d" / "barrier-panel"
+PAM_DIR = Path("/etc/pam.d")
 
 
 @dataclass
 class UnixUsers:
-    """One real user per role, and one with no role, each with a password; removed by `remove`."""
+    """One real user per role, and one with no role, each with a password, and the shipped PAM service file
+    installed under a name of its own (deploy/pam.d/barrier-panel as /etc/pam.d/barrier-panel-TAG); removed by
+    `remove`."""
 
     names: dict[str, str] = field(default_factory=dict)  # role (or "none") -> user name
     passwords: dict[str, str] = field(default_factory=dict)  # user name -> password
+    pam_service: str = ""
 
     @classmethod
     def create(cls) -> UnixUsers:
-        users = cls()
         tag = secrets.token_hex(3)
+        users = cls(pam_service=f"barrier-panel-{tag}")
+        (PAM_DIR / users.pam_service).write_text(PAM_FILE.read_text())
         for role in (*ROLES, "none"):
             name = f"pnl{role[:4]}{tag}"
             password = secrets.token_urlsafe(12)
@@ -40,15 +46,18 @@ class UnixUsers:
     def remove(self) -> None:
         for name in self.names.values():
             subprocess.run(["userdel", name], check=False, capture_output=True)
+        (PAM_DIR / self.pam_service).unlink(missing_ok=True)
 
 
 def panel_site_file(tmp: Path, users: UnixUsers, port: int, extra: str = "") -> Path:
-    """The demo site with the users in its [access] table and a [panel] on loopback at `port`."""
+    """The demo site with the users in its [access] table and a [panel] on loopback at `port` checking passwords
+    with the users' PAM service."""
     site = site_copy(tmp)
     text = site.read_text()
     for role in ROLES:
         text = re.sub(rf'(?m)^{role} = \[', f'{role} = ["{users.names[role]}", ', text)
-    site.write_text(text + f'\n[panel]\nhost = "127.0.0.1"\nport = {port}\n{extra}')
+    panel = f'host = "127.0.0.1"\nport = {port}\npam_service = "{users.pam_service}"\n{extra}'
+    site.write_text(f"{text}\n[panel]\n{panel}")
     return site
 
 
