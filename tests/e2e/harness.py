@@ -34,6 +34,7 @@ class Processes:
     daemon: subprocess.Popen | None = None
     daemon_starts: int = 0
     logs: list = field(default_factory=list)
+    run_daemon_as: list[str] = field(default_factory=list)  # a command barrierd runs under, e.g. setpriv's
 
     @property
     def socket(self) -> Path:
@@ -69,7 +70,7 @@ class Processes:
     def start_daemon(self) -> None:
         self.daemon_starts += 1
         self.daemon = self._spawn(
-            [str(BIN / "barrierd"), "--config", str(self.site), "--socket", str(self.socket),
+            [*self.run_daemon_as, str(BIN / "barrierd"), "--config", str(self.site), "--socket", str(self.socket),
              "--state-dir", str(self.tmp / "state")],
             f"barrierd-{self.daemon_starts}.log",
         )
