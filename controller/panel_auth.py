@@ -21,7 +21,6 @@ FAILURE_WINDOW_S = 300.0
 
 Clock = Callable[[], float]
 
-
 PAM_DIRS = (Path("/etc/pam.d"), Path("/usr/lib/pam.d"))  # where Linux-PAM looks for a service's file, in order
 SHADOW = Path("/etc/shadow")
 # PAM's answers that say no password was checked at all: the PC's set-up failed, not the guard's typing. Codes of
@@ -40,7 +39,7 @@ def pam_service_missing(service: str, dirs: tuple[Path, ...] = PAM_DIRS) -> str 
     """Why PAM has no file for `service` (it would quietly use its `other` service instead), or None."""
     if not dirs[0].is_dir() or any((d / service).is_file() for d in dirs):  # no /etc/pam.d: PAM reads /etc/pam.conf
         return None
-    return f"PAM has no service {service}: install deploy/pam.d/barrier-panel as {dirs[0] / service}"
+    return f"PAM has no service {service}: no {dirs[0] / service} (the shipped one is deploy/pam.d/barrier-panel)"
 
 
 def pam_password_ok(service: str, user: str, password: str) -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import BIN, Processes
-from tests.e2e.panel_rig import PanelClient, UnixUsers, panel_site_file
+from tests.e2e.panel_rig import PanelClient, panel_site_file
 from tests.support import REPO, free_port
 
 pytestmark = pytest.mark.e2e

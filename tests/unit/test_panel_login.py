@@ -154,7 +154,8 @@ def test_a_service_without_its_file_is_named_before_pam_falls_back_to_other(tmp_
     etc.mkdir()
     vendor.mkdir()
     missing = pam_service_missing("barrier-panel", (etc, vendor))
-    assert missing == f"PAM has no service barrier-panel: install deploy/pam.d/barrier-panel as {etc / 'barrier-panel'}"
+    assert missing == (f"PAM has no service barrier-panel: no {etc / 'barrier-panel'} "
+                       "(the shipped one is deploy/pam.d/barrier-panel)")
     (vendor / "barrier-panel").write_text("")
     assert pam_service_missing("barrier-panel", (etc, vendor)) is None
     assert pam_service_missing("barrier-panel", (tmp_path / "no-pam.d", vendor)) is None  # /etc/pam.conf: not ours
