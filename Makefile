@@ -9,6 +9,8 @@ MOSQUITTO := $(firstword $(wildcard /usr/sbin/mosquitto /usr/bin/mosquitto /usr/
 CHROMEDRIVER := /usr/bin/chromedriver
 # The panel checks passwords through PAM (pamela loads libpam); Debian has it, installed here when missing.
 LIBPAM := $(firstword $(wildcard /lib/*/libpam.so.0 /usr/lib/*/libpam.so.0) /usr/lib/libpam.so.0)
+# The panel's service-user test traces pam_unix's system calls against the unit's filter.
+STRACE := /usr/bin/strace
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
@@ -39,7 +41,11 @@ $(LIBPAM):
 	@echo "installing libpam (Debian packages) for the panel's login"
 	$(APT_INSTALL) libpam0g libpam-modules || { $(SUDO) apt-get update -q && $(APT_INSTALL) libpam0g libpam-modules; }
 
-test: $(STAMP) $(MOSQUITTO) $(CHROMEDRIVER) $(LIBPAM)
+$(STRACE):
+	@echo "installing strace (Debian package) for the panel's service-user test"
+	$(APT_INSTALL) strace || { $(SUDO) apt-get update -q && $(APT_INSTALL) strace; }
+
+test: $(STAMP) $(MOSQUITTO) $(CHROMEDRIVER) $(LIBPAM) $(STRACE)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
