@@ -179,7 +179,7 @@ def _event_row(poll_ms: int, changes: int) -> dict[str, Any]:
                     seen = wait_for(visible, 10, f"{GATE} {'local' if local else 'not local'}", step_s=0)
                     latencies.append(seen - applied)
                     if not local:
-                        _ack_cleared(control)
+                        ack_cleared(control)
     p99 = percentile(latencies, 99) * 1000
     target = poll_ms + EVENT_TARGET_MS
     return {
@@ -196,7 +196,7 @@ def _event_row(poll_ms: int, changes: int) -> dict[str, Any]:
     }
 
 
-def _ack_cleared(control) -> None:
+def ack_cleared(control) -> None:
     """Acknowledge the cleared LOCAL_CONTROL alarms, outside the timed part: the alarm board keeps every
     unacknowledged alarm, and its cost per reading grows with their number (see the notes)."""
     reply, _, _ = control.request("alarms")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import audit_store, comms_loss, floor, latency, lockdown_fanout, scale
+from bench import audit_store, comms_loss, floor, latency, lockdown_fanout, panel_jitter, panel_push, scale
 from bench.rtu_poll import rtu_poll_rate
 
 Rows = list[dict[str, Any]]
@@ -47,6 +47,8 @@ BENCHMARKS: list[Benchmark] = [
     Benchmark("scale", scale.TITLE, scale.scale, scale.NOTES),
     Benchmark("comms_loss", comms_loss.TITLE, comms_loss.comms_loss, comms_loss.NOTES),
     Benchmark("audit_store_writes", audit_store.TITLE, audit_store.audit_store_writes, audit_store.NOTES),
+    Benchmark("panel_push", panel_push.TITLE, panel_push.panel_push, panel_push.NOTES),
+    Benchmark("panel_jitter", panel_jitter.TITLE, panel_jitter.panel_jitter, panel_jitter.NOTES),
 ]
 
 

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from bench import audit_store, comms_loss, floor, latency, lockdown_fanout, scale
+from bench import audit_store, comms_loss, floor, latency, lockdown_fanout, panel_jitter, panel_push, scale
 from bench.procs import percentile
 from bench.runner import BENCHMARKS, Benchmark, run, write_reports
 from bench.sites import lanes_site, slots_site
@@ -100,10 +100,31 @@ def test_audit_store_writes(tmp_path):
         assert r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
     assert list(tmp_path.iterdir()) == [], "the temporary store is removed"
 
+def test_panel_push_in_chromium_and_its_reference_client():
+    rows = panel_push.panel_push(0, changes=3)
+    assert [r["path"].split(" ")[0] for r in rows] == ["headless", "aiohttp"]
+    for r in rows:
+        assert r["changes"] >= 3 and r["not_shown"] == 0 and positive(r["p50_ms"], r["p95_ms"], r["max_ms"])
+        assert r["p50_ms"] <= r["p95_ms"] <= r["max_ms"] and isinstance(r["meets_target"], bool)
+    assert positive(rows[0]["next_frame_p50_ms"]) and "±" in rows[0]["clock_check_ms"]
+    assert not [line for line in open("/etc/passwd") if line.startswith("pnlbench")], "the run's user is removed"
+
+
+def test_panel_jitter_without_and_with_pages():
+    rows = panel_jitter.panel_jitter(1.0, readers=2, slow_pages=1, lanes=1, warmup_s=0.3)
+    assert [(r["pages"], r["slow_pages"], r["flooding_pages"], r["pages_nice"]) for r in rows] == [
+        (0, 0, 0, "-"), (2, 1, 1, 19), (2, 1, 1, 0)]
+    for r in rows:
+        assert r["intervals"] >= 3 and r["capture_drops"] == 0 and r["state_switches"] > 0
+        assert positive(r["interval_p50_ms"], r["interval_max_ms"]) and r["deviation_max_ms"] >= 0
+    for r in rows[1:]:
+        assert r["messages_read"] > 0 and r["flood_frames"] > 0 and r["slow_send_queue_kb"] >= 0
+
+
 def test_every_benchmark_is_registered_and_reports_render(tmp_path):
     names = [b.name for b in BENCHMARKS]
     assert names == ["rtu_poll_rate", "floor", "command_latency", "event_latency", "lockdown_fanout", "scale",
-                     "comms_loss", "audit_store_writes"]
+                     "comms_loss", "audit_store_writes", "panel_push", "panel_jitter"]
     assert all(b.title and b.notes and callable(b.measure) for b in BENCHMARKS)
     tiny = Benchmark("floor", "floor", lambda seconds: floor.floor(seconds))
     md, js = write_reports(run([tiny], 0.1), tmp_path)
