@@ -152,7 +152,7 @@ class PanelSection(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     server_names: list[str] = Field(default=[], max_length=16)  # other names browsers reach it by (Host, Origin)
-    idle_timeout_s: int = Field(default=600, ge=30, le=86_400)  # a session unused this long is ended
+    idle_timeout_s: int = Field(default=600, ge=2, le=86_400)  # a session with no command this long is ended
     # the PAM service checking passwords: deploy/pam.d/barrier-panel, installed in /etc/pam.d
     pam_service: str = Field(default="barrier-panel", pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 

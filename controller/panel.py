@@ -186,4 +186,4 @@ class Panel:
     async def _live(self, request: web.Request) -> web.StreamResponse:
         if not self.may_read(request):
             return refusal(401, "log in to follow the status")
-        return await self.live.serve(request)
+        return await self.live.serve(request, allowed=lambda: self.may_read(request))

@@ -80,17 +80,19 @@ class PanelApi:
                 self._audit(user, "login refused: too many failed logins", reason=limited)
             return refusal(429, limited)
         self._limited_recorded.discard(user)
+        self.limiter.attempt(user)  # counted from now: logins sent at once cannot all reach PAM
         try:
             pam_reason = await asyncio.to_thread(self.password_ok, self.cfg.pam_service, user, password)
         except PasswordsUncheckable as exc:  # nobody typed a wrong password: not counted by the limiter
+            self.limiter.withdraw(user)
             self._passwords_uncheckable(user, str(exc))
             return refusal(503, f"{UNCHECKABLE} (a fault of the PC, not of the password): tell a technician; "
                                 "the cause is in the event log")
         self._passwords_checked_again()
         if pam_reason is not None:
-            self.limiter.failed(user)
             self._audit(user, "login refused: wrong user or password", reason=pam_reason)
             return refusal(401, "wrong user or password")
+        self.limiter.succeeded(user)
         try:
             entry = pwd.getpwnam(user)
         except KeyError:
@@ -100,7 +102,6 @@ class PanelApi:
         if role is Role.NONE:
             self._audit(user, "login refused: no role on this site")
             return refusal(403, f"{user} has no role on this site (the [access] table of the site file)")
-        self.limiter.succeeded(user)
         session = self.sessions.open(user, entry.pw_uid, entry.pw_gid)
         self._audit(user, f"logged in on the panel as {role.label}", uid=entry.pw_uid)
         reply = web.json_response({"csrf": session.csrf, "user": user, "role": role.label,
@@ -132,7 +133,8 @@ class PanelApi:
         if session is None:
             return refusal(401, "not logged in")
         return web.json_response({"user": session.user, "role": self.role_of(session).label, "csrf": session.csrf,
-                                  "idle_timeout_s": self.cfg.idle_timeout_s}, headers=NO_CACHE)
+                                  "idle_timeout_s": self.cfg.idle_timeout_s,
+                                  "idle_left_s": round(self.sessions.idle_left(session), 3)}, headers=NO_CACHE)
 
     async def command(self, request: web.Request) -> web.Response:
         """One control request, `{"command": ..., "args": {...}}`, answered with the control socket's reply."""

@@ -121,6 +121,10 @@ class Sessions:
             return None
         return session
 
+    def idle_left(self, session: Session) -> float:
+        """Seconds before `session` ends unless a command is sent."""
+        return max(0.0, session.last_used + self.idle_s - self.clock())
+
     def touch(self, session: Session) -> None:
         session.last_used = self.clock()
 
@@ -130,7 +134,9 @@ class Sessions:
 
 @dataclass
 class LoginLimiter:
-    """Failed logins counted per user name and overall within a sliding window; over either, refused."""
+    """Failed logins counted per user name and overall within a sliding window; over either, refused.
+    An attempt counts as failed from the moment it is made until it succeeds: guesses sent together
+    cannot all pass the check while the first ones wait for PAM."""
 
     clock: Clock = time.monotonic
     per_user: int = FAILURES_PER_USER
@@ -153,9 +159,17 @@ class LoginLimiter:
             return f"too many failed logins for {user} ({mine} in {self.window_s:.0f} s); try later"
         return None
 
-    def failed(self, user: str) -> None:
+    def attempt(self, user: str) -> None:
         self._forget_old()
         self._failures.append((self.clock(), user))
 
+    def withdraw(self, user: str) -> None:
+        """The user's latest attempt was not a guess (the password could not be checked): not counted."""
+        for index in range(len(self._failures) - 1, -1, -1):
+            if self._failures[index][1] == user:
+                del self._failures[index]
+                return
+
     def succeeded(self, user: str) -> None:
+        """The user's password was right: their failures (this attempt's too) are forgotten."""
         self._failures = deque(f for f in self._failures if f[1] != user)

@@ -96,11 +96,14 @@ class Crossing {
   addLane(name, devices, airlocks) {
     const section = el("section", "lane");
     section.dataset.lane = name || "other";
-    const head = el("div", "lane-head");
-    head.append(el("span", "lane-name", name || "Inspection bay and other devices"));
+    const head = el("div", "lane-head");  // the lane's title (name, mode; its reason below) and its buttons
+    const title = el("div", "lane-title");
+    const line = el("div", "lane-line");
     const mode = el("span", "lane-mode", name ? "…" : "");
-    const reason = el("span", "lane-reason");
-    head.append(mode, reason);
+    const reason = el("div", "lane-reason");
+    line.append(el("span", "lane-name", name || "Inspection bay and other devices"), mode);
+    title.append(line, reason);
+    head.append(title);
     const road = el("div", "road");
     const vehicle = el("span", "vehicle", "VEHICLE ON LOOP");
     vehicle.hidden = true;
@@ -114,7 +117,8 @@ class Crossing {
       else if (linked.has(d.name) && !next) { /* the pair's link is drawn between them */ }
     });
     const buttons = el("div", "actions");
-    section.append(head, road, buttons);
+    head.append(buttons);  // beside the title, not under the road: every lane fits the booth's screen
+    section.append(head, road);
     this.root.append(section);
     if (name) this.lanes[name] = { section, mode, reason, vehicle, buttons, devices: devices.map(d => d.name) };
     else this.others = { vehicle, devices: devices.map(d => d.name) };

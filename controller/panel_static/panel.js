@@ -10,6 +10,7 @@ let lastStatusWall = null;    // epoch seconds of the last message from barrierd
 let lastStatus = null;
 let lastEventId = 0;
 let eventsBusy = false;
+let idleTimer = null;     // fires when the session would end unless a command was sent meanwhile
 
 const $ = id => document.getElementById(id);
 
@@ -67,6 +68,7 @@ async function send(command, args) {
     });
     reply = await answer.json();
     if (answer.status === 401) { showLoggedOut(); say(`${command}: ${reply.error}`, false); return; }
+    if (session) watchSession(session.idle_timeout_s);  // a command restarts the session's idle time
   } catch (error) {
     say(`${command}: barrierd did not answer (${error})`, false);
     return;
@@ -100,10 +102,34 @@ function showLoggedIn(who) {
   $("login").hidden = true;
   $("session").hidden = false;
   $("session-user").textContent = `${who.user} (${who.role})`;
+  watchSession(who.idle_left_s ?? who.idle_timeout_s);
   redraw();
 }
 
+// barrierd ends a session after idle_timeout_s without a command; when that time is up the page asks
+// whether it has ended (a command from another tab keeps it) and shows the login form if so.
+function watchSession(leftS) {
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(checkSession, leftS * 1000 + 250);
+}
+
+async function checkSession() {
+  if (!session) return;
+  try {
+    const answer = await fetch("/api/session", { cache: "no-store", signal: AbortSignal.timeout(STALE_MS) });
+    if (answer.status === 401) {
+      const idle = session.idle_timeout_s;
+      showLoggedOut();
+      say(`session ended: no command for ${idle} s; log in to act`, true);
+      return;
+    }
+    if (answer.ok) { watchSession((await answer.json()).idle_left_s); return; }
+  } catch (error) { /* barrierd did not answer: ask again shortly */ }
+  watchSession(1);
+}
+
 function showLoggedOut() {
+  clearTimeout(idleTimer);
   session = null;
   $("login").hidden = false;
   $("session").hidden = true;

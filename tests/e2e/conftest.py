@@ -1,9 +1,13 @@
-"""Fixtures of the end-to-end tier: real processes on a copy of the demo site, Unix users for the panel."""
+"""Fixtures of the end-to-end tier: real processes on a copy of the demo site, Unix users and an address for the panel."""
+
+import subprocess
 
 import pytest
 
 from tests.e2e.harness import Processes, site_copy
-from tests.e2e.panel_rig import UnixUsers
+from tests.e2e.panel_rig import UnixUsers, own_addresses
+
+SPARE_ADDRESS = "198.18.0.7"  # RFC 2544's benchmarking range: never routed, not loopback
 
 
 @pytest.fixture
@@ -21,3 +25,17 @@ def users():
     created = UnixUsers.create()
     yield created
     created.remove()
+
+
+@pytest.fixture(scope="module")
+def non_loopback_address():
+    """An address of this host that is not loopback: its own, or else one added to `lo` for the module."""
+    mine = own_addresses()
+    if mine:
+        yield mine[0]
+        return
+    subprocess.run(["ip", "addr", "add", f"{SPARE_ADDRESS}/32", "dev", "lo"], check=True)
+    try:
+        yield SPARE_ADDRESS
+    finally:
+        subprocess.run(["ip", "addr", "del", f"{SPARE_ADDRESS}/32", "dev", "lo"], check=False)

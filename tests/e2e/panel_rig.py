@@ -1,15 +1,23 @@
-"""The panel's end-to-end rig: real Unix users (PAM), a site file granting them roles, an HTTP client with a cookie."""
+"""The panel's end-to-end rig: real Unix users (PAM), a site file granting them roles, an HTTP(S) client with a cookie."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import secrets
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.e2e.harness import Processes, site_copy
 from tests.support import REPO, free_port
@@ -49,14 +57,14 @@ class UnixUsers:
         (PAM_DIR / self.pam_service).unlink(missing_ok=True)
 
 
-def panel_site_file(tmp: Path, users: UnixUsers, port: int, extra: str = "") -> Path:
-    """The demo site with the users in its [access] table and a [panel] on loopback at `port` checking passwords
-    with the users' PAM service."""
+def panel_site_file(tmp: Path, users: UnixUsers, port: int, extra: str = "", host: str = "127.0.0.1") -> Path:
+    """The demo site with the users in its [access] table and a [panel] at `host`:`port` checking passwords with
+    the users' PAM service (`extra`: more keys)."""
     site = site_copy(tmp)
     text = site.read_text()
     for role in ROLES:
         text = re.sub(rf'(?m)^{role} = \[', f'{role} = ["{users.names[role]}", ', text)
-    panel = f'host = "127.0.0.1"\nport = {port}\npam_service = "{users.pam_service}"\n{extra}'
+    panel = f'host = "{host}"\nport = {port}\npam_service = "{users.pam_service}"\n{extra}'
     site.write_text(f"{text}\n[panel]\n{panel}")
     return site
 
@@ -69,6 +77,45 @@ def start_panel_site(tmp: Path, users: UnixUsers, extra: str = "") -> tuple[Proc
     return procs, f"http://127.0.0.1:{port}/"
 
 
+def start_tls_panel_site(tmp: Path, users: UnixUsers, address: str) -> tuple[Processes, str, ssl.SSLContext]:
+    """The panel on a non-loopback `address` over HTTPS, with a certificate made for it; a client context
+    that trusts that certificate alone."""
+    cert, key = certificate_for(tmp, address)
+    port = free_port()
+    tls = f'tls_cert_file = "{cert}"\ntls_key_file = "{key}"\n'
+    procs = Processes(tmp=tmp, site=panel_site_file(tmp, users, port, tls, host=address))
+    procs.start_sim()
+    procs.start_daemon()
+    return procs, f"https://{address}:{port}/", ssl.create_default_context(cafile=str(cert))
+
+
+def certificate_for(tmp: Path, address: str) -> tuple[Path, Path]:
+    """A self-signed certificate naming `address` (its subjectAltName), and its key; PEM files under `tmp`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"barrier panel {address}")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "panel.pem", tmp / "panel.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def own_addresses() -> list[str]:
+    """This host's IPv4 addresses that are not loopback (what `ip` lists with global scope)."""
+    out = subprocess.run(["ip", "-json", "-4", "addr", "show", "scope", "global"],
+                         capture_output=True, text=True, check=True).stdout
+    return [a["local"] for link in json.loads(out) for a in link.get("addr_info", [])
+            if not ipaddress.ip_address(a["local"]).is_loopback]
+
+
 @dataclass
 class Answer:
     status: int
@@ -79,8 +126,9 @@ class Answer:
 class PanelClient:
     """What a script does with the panel: log in, keep the cookie and the CSRF token, send commands."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tls: ssl.SSLContext | None = None) -> None:
         self.url = url
+        self.tls = tls  # for https: the context trusting the panel's certificate
         self.cookie: str | None = None
         self.csrf: str | None = None
 
@@ -96,7 +144,7 @@ class PanelClient:
         request = urllib.request.Request(self.url + path.lstrip("/"), data=data, method=method,
                                          headers={k: v for k, v in sent.items() if v is not None})
         try:
-            with urllib.request.urlopen(request, timeout=30) as reply:
+            with urllib.request.urlopen(request, timeout=30, context=self.tls) as reply:
                 status, text, got = reply.status, reply.read(), dict(reply.headers)
         except urllib.error.HTTPError as refused:
             status, text, got = refused.code, refused.read(), dict(refused.headers)

@@ -3,55 +3,20 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import sqlite3
 import urllib.error
 import urllib.request
 
 import pytest
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.e2e.panel_rig import UnixUsers, start_panel_site
+from tests.e2e.panel_browser import Screens, attribute, browser, lane_mode, log_in, message, press, shown_state
+from tests.e2e.panel_rig import start_panel_site
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-
-def browser(tmp_path) -> webdriver.Chrome:
-    if shutil.which(CHROMIUM) is None or shutil.which(CHROMEDRIVER) is None:
-        pytest.fail("chromium and chromium-driver are not installed: `make test` installs them (Debian packages)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,800", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",  # the booth's touch screen, exactly
-                           {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
-    return driver
-
-
-class Screens:
-    """Numbered screenshots under the test's tmp dir (never committed), for a person to look at."""
-
-    def __init__(self, driver: webdriver.Chrome, tmp_path) -> None:
-        self.driver, self.folder, self.count = driver, tmp_path / "screens", 0
-        self.folder.mkdir()
-
-    def take(self, name: str) -> None:
-        self.count += 1
-        path = self.folder / f"{self.count:02d}-{name}.png"
-        assert self.driver.save_screenshot(str(path)), path
-        print(f"screenshot: {path}")
 
 
 @pytest.fixture
@@ -61,40 +26,6 @@ def panel(tmp_path, users):
     yield procs, url, driver, Screens(driver, tmp_path)
     driver.quit()
     procs.close()
-
-
-def attribute(driver, selector: str, name: str) -> str | None:
-    try:
-        found = driver.find_elements(By.CSS_SELECTOR, selector)
-        return found[0].get_attribute(name) if found else None
-    except StaleElementReferenceException:  # redrawn between finding and reading
-        return None
-
-
-def shown_state(driver, device: str) -> str | None:
-    return attribute(driver, f'.device[data-device="{device}"]', "data-state")
-
-
-def lane_mode(driver, lane: str) -> str | None:
-    return attribute(driver, f'.lane[data-lane="{lane}"]', "data-mode")
-
-
-def press(driver, scope: str, label: str) -> None:
-    """Press the button labelled `label` inside `scope` with the keyboard, as a touch screen's user would tap it."""
-    buttons = [b for b in driver.find_elements(By.CSS_SELECTOR, f"{scope} button") if b.text == label]
-    assert buttons, f"no button {label!r} in {scope}"
-    buttons[0].send_keys(Keys.ENTER)
-
-
-def message(driver) -> str:
-    return driver.find_element(By.ID, "message").text
-
-
-def log_in(driver, users: UnixUsers, role: str) -> None:
-    name = users.names[role]
-    driver.find_element(By.ID, "login-user").send_keys(name)
-    driver.find_element(By.ID, "login-password").send_keys(users.passwords[name] + Keys.ENTER)
-    wait_until(lambda: driver.find_element(By.ID, "session-user").text == f"{name} ({role})", 10, "logged in")
 
 
 def test_a_guard_secures_locks_down_is_refused_acknowledges_and_logs_out(panel, users):
