@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     inject.add_argument("--slot", type=int, metavar="N", help="device slot (slot faults only)")
     inject.add_argument("--off", action="store_true", help="clear the fault instead")
     inject.add_argument("--code", "--value", dest="code", type=int, metavar="N",
-                        help="drive_fault: FAULT_CODE; low_pressure: 0.1 bar; oil_temp: 0.1 °C")
+                        help="drive_fault: FAULT_CODE; low_pressure: 0.1 bar; oil_temp, ambient: 0.1 °C; "
+                             "wear: ppm per cycle; noise: travel σ in 0.01 %%; leak: mbar/s")
 
     faults = sub.add_parser("faults", help="list the active faults")
     faults.add_argument("--control", type=Path, metavar="SOCKET", help=control_help)

@@ -5,6 +5,8 @@ Requests:  {"cmd": "inject", "plc": NAME, "fault": NAME, "slot": N|null, "active
            {"cmd": "faults"}                  → {"ok": true, "faults": [...]}
            {"cmd": "state", "plc": NAME|null} → {"ok": true, "state": {plc name: snapshot}}
 Responses: {"ok": true, ...} or {"ok": false, "error": "why"}.
+Fault names and what `code` means for each (a FAULT_CODE, a pressure, a temperature, wear in ppm per
+cycle, a leak in mbar/s ...): sim_plc/faults.py; the condition physics: docs/sim-plc-physics.md.
 """
 
 from __future__ import annotations

@@ -21,10 +21,11 @@ Slot faults (need a slot; the kinds they apply to in brackets):
   drive_fault     drive/motor/pump failure: DRIVE_FAULT latched with FAULT_CODE `code`
                   (default 1; 1, 2, 3 or any profile code), travel impossible while active [leaves]
   manual_release  hand crank / manual pump engaged: MANUAL_RELEASE, drive stops, commands get 1 [leaves]
-  low_pressure    hydraulic pressure low: LOW_PRESSURE, FAULT_CODE 4, ANALOG_1 = `code`
-                  (0.1 bar, default 600)                                                [blocker]
-  oil_temp        oil temperature out of range: OIL_TEMP, ANALOG_2 = `code`
-                  (0.1 °C signed, default 850)                                          [blocker]
+  low_pressure    the accumulator pressure reads and acts as `code` (0.1 bar, default 600) while
+                  active: below 100 bar LOW_PRESSURE, FAULT_CODE 4 and a slower EFO; the accumulator
+                  model underneath takes over again when it is cleared                 [blocker]
+  oil_temp        the oil temperature reads and acts as `code` (0.1 °C signed, default 850) while
+                  active: outside 0..70 °C OIL_TEMP; below 15 °C slower travel           [blocker]
   sensor_fault    loop detector / safety device failed self-test: SENSOR_FAULT, FAULT_CODE 8 [leaves]
   stuck_motion    drive runs (MOVING bit, stall current) but the leaf does not move, so the
                   travel ends in a max-run fault (FAULT_CODE 6) after twice its travel time [leaves]
@@ -37,6 +38,20 @@ Slot faults (need a slot; the kinds they apply to in brackets):
   limit_lost      the limit switch at the limit the leaf stands at (the nearer one if it stands
                   between) reads not made, with no motion: position and drive unchanged  [leaves]
 
+Condition inputs (slot; the physics is in sim_plc.condition and sim_plc.hydraulics, docs/sim-plc-physics.md):
+  wear            each travel completed from now on adds `code` ppm (default 2000 = 0.2 %) of the
+                  nominal travel time, LAST_TRAVEL_MS shows it and a gate's or boom's motor current
+                  rises with it; clearing it stands for the repair (travel nominal again) [leaves]
+  noise           measurement noise, seeded per PLC and slot (each injection replays the same
+                  sequence): travel time σ `code` in 0.01 % (default 50 = 0.5 %), ANALOG_1 σ 0.1 A
+                  or 0.5 bar, oil σ 0.1 °C, all clipped at 4 σ                         [leaves]
+  ambient         the air around the tank is `code` (0.1 °C signed, default -200) instead of 20 °C:
+                  the oil follows it with a 2 h time constant, the heater holds it near 10..12 °C
+                                                                                        [blocker]
+  heater_fault    the tank heater does not run                                          [blocker]
+  leak            the accumulator loses `code` mbar/s (default 500); the pump (2.5 bar/s, on below
+                  150 bar) makes up for a small leak and not for a large one            [blocker]
+
 Clearing a fault (active=False) removes the input; latched bits stay until RESET, as on a real PLC.
 """
 
@@ -46,6 +61,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hal.profile import FaultCode, Kind
+from sim_plc.condition import HYDRAULIC_KINDS
 from sim_plc.errors import FaultError
 
 if TYPE_CHECKING:
@@ -53,7 +69,7 @@ if TYPE_CHECKING:
 
 LEAVES = frozenset({Kind.FOLDING_GATE, Kind.ROAD_BLOCKER, Kind.BOOM_BARRIER})
 EVERY_KIND = frozenset(Kind)
-BLOCKER = frozenset({Kind.ROAD_BLOCKER})
+BLOCKER = HYDRAULIC_KINDS  # a road blocker, and every registry kind that reports its KIND (spike strip)
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,11 @@ FAULTS: dict[str, FaultSpec] = {
         FaultSpec("stuck_limit_closed", LEAVES),
         FaultSpec("forced_movement", LEAVES),
         FaultSpec("limit_lost", LEAVES),
+        FaultSpec("wear", LEAVES, (1, 100_000), "travel time added per completed cycle in ppm (default 2000)"),
+        FaultSpec("noise", LEAVES, (1, 1000), "travel time σ in 0.01 % (default 50)"),
+        FaultSpec("ambient", BLOCKER, (-600, 600), "ambient temperature in 0.1 °C, signed (default -200)"),
+        FaultSpec("heater_fault", BLOCKER),
+        FaultSpec("leak", BLOCKER, (1, 0xFFFF), "accumulator leak in mbar/s (default 500)"),
     )
 }
 PLC_FAULTS = frozenset(name for name, spec in FAULTS.items() if spec.plc_wide)

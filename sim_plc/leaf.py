@@ -12,6 +12,7 @@ from hal.profile import (
     Kind,
     Status,
 )
+from sim_plc.condition import Condition
 from sim_plc.slot import U32, Conditions, Slot
 
 # Nominal travel of each profile KIND's own kind (a site's kinds may set their own: hal/kinds.py)
@@ -23,23 +24,14 @@ MAX_RUN_FACTOR = 2.0  # travel not at its limit after this many nominal travel t
 TOWARD_OPEN = -1
 TOWARD_CLOSED = +1
 EPSILON = 1e-9
-
-# Simulated analog readings. Gate/boom: motor current in 0.1 A. Blocker: pressure in 0.1 bar, oil in 0.1 °C.
-MOTOR_CURRENT = {Kind.FOLDING_GATE: 42, Kind.BOOM_BARRIER: 28}
-STALL_CURRENT = {Kind.FOLDING_GATE: 95, Kind.BOOM_BARRIER: 70}
-PRESSURE_IDLE = 1600
-PRESSURE_MOVING = 1350
-PRESSURE_EFO = 1100
-PRESSURE_LOW_DEFAULT = 600
-OIL_TEMP_NORMAL = 352
-OIL_TEMP_FAULT_DEFAULT = 850
+FULL_TRAVEL = POSITION_CLOSED - POSITION_OPEN
 
 
 class Leaf(Slot):
     """A gate, blocker or boom: POSITION 0 = fully open (passable) … 1000 = fully closed (blocking)."""
 
     def __init__(self, index: int, kind: Kind, now: float, position: int = POSITION_CLOSED,
-                 travel_s: float | None = None, efo_travel_s: float | None = None) -> None:
+                 travel_s: float | None = None, efo_travel_s: float | None = None, seed: int = 0) -> None:
         if kind not in TRAVEL_S:
             raise ValueError(f"kind {kind!r} is not a leaf device")
         if not POSITION_OPEN <= position <= POSITION_CLOSED:
@@ -61,6 +53,7 @@ class Leaf(Slot):
         is_gate_closed = self.kind == Kind.FOLDING_GATE and self.pos >= POSITION_CLOSED
         self.locked = is_gate_closed  # power-up: a closed gate stands locked
         self._closed_since: float | None = now - LOCK_DELAY_S if is_gate_closed else None
+        self.condition = Condition(self.kind, self.faults, seed)  # wear, noise, hydraulics (sim_plc.condition)
 
     # ---- limit switches -----------------------------------------------------------------------
     def at_open(self) -> bool:
@@ -89,12 +82,18 @@ class Leaf(Slot):
         dt = max(0.0, now - self._last)
         self._last = now
         if self._forced_target is not None:
-            step = dt * (POSITION_CLOSED - POSITION_OPEN) / self.nominal_s
+            step = dt * FULL_TRAVEL / self.nominal_s
             delta = self._forced_target - self.pos
             self.pos = self._forced_target if abs(delta) <= step else self.pos + step * (1 if delta > 0 else -1)
-        if not self.direction:
-            return
-        speed = (POSITION_CLOSED - POSITION_OPEN) / self._travel_s
+        efo = self.under_efo()
+        driven = self._drive(now, dt) if self.direction else 0.0
+        self.condition.advance(dt, driven / FULL_TRAVEL, efo)
+
+    def _drive(self, now: float, dt: float) -> float:
+        """Travel for `dt` at the speed the device's condition allows; return the distance driven."""
+        slowdown = self.condition.slowdown(self.under_efo(), self.nominal_s / self.efo_s)
+        speed = FULL_TRAVEL / (self._travel_s * slowdown)
+        before = self.pos
         if not self.has("stuck_motion") and self._forced_target is None:
             self.pos += self.direction * speed * dt
         end = POSITION_CLOSED if self.direction == TOWARD_CLOSED else POSITION_OPEN
@@ -108,10 +107,16 @@ class Leaf(Slot):
             self._stop()
             self.drive_fault = True
             self.latch_code(FaultCode.MAX_RUN_EXCEEDED)
+        return abs(self.pos - before)
+
+    def under_efo(self) -> bool:
+        """Is the travel under way an emergency fast raise?"""
+        return bool(self.direction) and self._travel_s == self.efo_s
 
     def _complete(self, arrival: float) -> None:
         self.last_travel_ms = max(0, round((arrival - self._travel_start) * 1000))
         self.cycle_count = (self.cycle_count + 1) & U32
+        self.condition.cycle_completed()
         if self.pos >= POSITION_CLOSED:
             self._closed_since = arrival
         self.direction = 0
@@ -125,7 +130,7 @@ class Leaf(Slot):
             self.drive_fault = True
             self.latch_code(FaultCode.LIMIT_SWITCH_FAULT)
             self._stop()
-        if self.has("low_pressure"):
+        if self.condition.low_pressure():
             self.latch_code(FaultCode.LOW_PRESSURE)
         if self.has("sensor_fault"):
             self.latch_code(FaultCode.SAFETY_SENSOR_FAULT)
@@ -152,6 +157,7 @@ class Leaf(Slot):
             if travel_s < self._travel_s:  # EFO during a normal raise: speed up
                 self._travel_s = travel_s
                 self._travel_start = now
+                self.condition.travel_started()
             return
         if not self.direction and (self.at_closed() if direction == TOWARD_CLOSED else self.at_open()):
             return  # already standing at that limit: accepted, nothing to do
@@ -161,6 +167,7 @@ class Leaf(Slot):
         self.direction = direction
         self._travel_s = travel_s
         self._travel_start = now
+        self.condition.travel_started()
 
     def _stop(self) -> None:
         self.direction = 0
@@ -205,7 +212,7 @@ class Leaf(Slot):
         if self.has("drive_fault") and injected == code:
             return True
         if code == FaultCode.LOW_PRESSURE:
-            return self.has("low_pressure")
+            return self.condition.low_pressure()
         if code == FaultCode.LIMIT_SWITCH_FAULT:
             return self.at_open() and self.at_closed()
         if code == FaultCode.SAFETY_SENSOR_FAULT:
@@ -214,6 +221,7 @@ class Leaf(Slot):
 
     # ---- fault hooks --------------------------------------------------------------------------
     def fault_changed(self, fault: str, active: bool, now: float) -> None:
+        self.condition.input_changed(fault, active)
         if fault == "forced_movement":
             if active:
                 self._stop()
@@ -237,8 +245,8 @@ class Leaf(Slot):
             Status.LOCAL: self._panel_local or self.has("local"),
             Status.MANUAL_RELEASE: self.has("manual_release"),
             Status.EFO_ACTIVE: self.efo_active,
-            Status.LOW_PRESSURE: self.has("low_pressure"),
-            Status.OIL_TEMP: self.has("oil_temp"),
+            Status.LOW_PRESSURE: self.condition.low_pressure(),
+            Status.OIL_TEMP: self.condition.oil_out_of_range(),
             Status.LOCKED: self.locked,
             Status.SENSOR_FAULT: self.has("sensor_fault"),
         }
@@ -252,24 +260,7 @@ class Leaf(Slot):
         return int(round(self.pos))
 
     def analogs(self) -> tuple[int, int]:
-        running = bool(self.direction)
-        if self.kind != Kind.ROAD_BLOCKER:
-            if not running:
-                return 0, 0
-            stalled = self.has("stuck_motion")
-            return (STALL_CURRENT if stalled else MOTOR_CURRENT)[self.kind], 0
-        if self.has("low_pressure"):
-            low = self.faults["low_pressure"]
-            pressure = PRESSURE_LOW_DEFAULT if low is None else low
-        elif running:
-            pressure = PRESSURE_EFO if self._travel_s == self.efo_s else PRESSURE_MOVING
-        else:
-            pressure = PRESSURE_IDLE
-        oil = OIL_TEMP_NORMAL
-        if self.has("oil_temp"):
-            value = self.faults["oil_temp"]
-            oil = OIL_TEMP_FAULT_DEFAULT if value is None else value
-        return pressure, oil
+        return self.condition.analogs(running=bool(self.direction), stalled=self.has("stuck_motion"))
 
     def travel_counters(self) -> tuple[int, int]:
         return self.last_travel_ms, self.cycle_count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -74,7 +75,8 @@ class SimPlc:
                 self.slots.append(Signal(index, now))
             else:
                 travel_s, efo_s = (travel or {}).get(index, (None, None))
-                self.slots.append(Leaf(index, kind, now, positions.pop(index, POSITION_CLOSED), travel_s, efo_s))
+                self.slots.append(Leaf(index, kind, now, positions.pop(index, POSITION_CLOSED), travel_s, efo_s,
+                                       seed=zlib.crc32(f"{name}/{index}".encode())))
         if unknown := set(positions) - set(range(len(self.kinds))):
             raise ValueError(f"positions for slots that do not exist: {sorted(unknown)}")
         self.crc = config_crc32([int(k) for k in self.kinds])

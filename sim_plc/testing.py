@@ -10,14 +10,17 @@ from hal.profile import (
     Kind,
     PlcStatus,
     SlotInput,
+    Status,
     join_u32,
     next_command_seq,
     slot_base,
+    to_signed16,
 )
 from sim_plc.clock import FakeClock
 from sim_plc.plant import SimPlc
 
 SCAN_S = 0.01
+MOVING = int(Status.MOVING_OPEN | Status.MOVING_CLOSE)
 
 
 class PlcRig:
@@ -59,6 +62,14 @@ class PlcRig:
             self.step()
         return self.clock.monotonic() - start
 
+    def soak(self, seconds: float, step_s: float = 1.0) -> None:
+        """Let slow physics run (oil temperature, a leak): one scan every `step_s` of simulated time."""
+        for _ in range(round(seconds / step_s)):
+            self.clock.advance(step_s)
+            if self.feed_heartbeat:
+                self.beat()
+            self.plc.scan()
+
     def beat(self) -> None:
         self._supervisor_heartbeat = (self._supervisor_heartbeat + 1) & 0xFFFF
         self.plc.write_holding(HeaderHolding.SUPERVISOR_HEARTBEAT, [self._supervisor_heartbeat])
@@ -77,6 +88,13 @@ class PlcRig:
         assert self.reg(slot, SlotInput.ACK_SEQ) == seq, "the PLC did not acknowledge within one scan"
         return self.reg(slot, SlotInput.ACK_RESULT)
 
+    def travel(self, slot: int, command: int, timeout: float = 30.0) -> int:
+        """Command a travel, run until the drive stops; return LAST_TRAVEL_MS (AssertionError if refused)."""
+        result = self.command(slot, command)
+        assert result == 0, f"command {command} to slot {slot} refused with ACK_RESULT {result}"
+        self.run_until(lambda: not self.status(slot) & MOVING, timeout)
+        return self.reg(slot, SlotInput.LAST_TRAVEL_MS)
+
     # ---- reading ------------------------------------------------------------------------------
     def reg(self, slot: int, offset: int) -> int:
         return self.plc.read_input(slot_base(slot) + offset, 1)[0]
@@ -90,6 +108,14 @@ class PlcRig:
 
     def position(self, slot: int) -> int:
         return self.reg(slot, SlotInput.POSITION)
+
+    def pressure_bar(self, slot: int) -> float:
+        """A blocker's ANALOG_1 in bar."""
+        return self.reg(slot, SlotInput.ANALOG_1) / 10
+
+    def oil_c(self, slot: int) -> float:
+        """A blocker's ANALOG_2 (signed) in °C."""
+        return to_signed16(self.reg(slot, SlotInput.ANALOG_2)) / 10
 
     def cycle_count(self, slot: int) -> int:
         high, low = self.plc.read_input(slot_base(slot) + SlotInput.CYCLE_COUNT, 2)

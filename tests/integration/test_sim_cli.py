@@ -136,6 +136,29 @@ def test_serve_inject_state_and_stop(served: dict) -> None:
     assert not served["control"].exists()
 
 
+def test_condition_inputs_go_through_the_control_socket(served: dict) -> None:
+    """A leak on plc-lane-1's blocker, given in mbar/s, drains its accumulator in the running sim."""
+    control = str(served["control"])
+
+    def blocker() -> dict:
+        state = run("state", "--control", control, "plc-lane-1")
+        assert state.returncode == 0, state.stderr
+        return json.loads(state.stdout)["plc-lane-1"]["slots"][1]
+
+    assert blocker()["analog_1"] == 1600
+    done = run("inject", "--control", control, "plc-lane-1", "leak", "--slot", "1", "--value", "20000")
+    assert done.returncode == 0, done.stderr
+    assert {"plc": "plc-lane-1", "fault": "leak", "slot": 1, "code": 20000} in json.loads(done.stdout)
+    wear = run("inject", "--control", control, "plc-lane-1", "wear", "--slot", "0", "--value", "2000")
+    assert wear.returncode == 0, wear.stderr
+    deadline = time.monotonic() + 10.0
+    while "LOW_PRESSURE" not in (slot := blocker())["status_bits"]:  # 20 bar/s, less 2.5 from the pump
+        assert time.monotonic() < deadline, slot
+    assert slot["analog_1"] < 1000 and slot["fault_code_name"] == "LOW_PRESSURE"
+    assert run("inject", "--control", control, "plc-lane-1", "leak", "--slot", "1", "--off").returncode == 0
+    assert {f["fault"] for f in json.loads(run("faults", "--control", control).stdout)} == {"wear"}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -144,6 +167,8 @@ def test_serve_inject_state_and_stop(served: dict) -> None:
         (["inject", "plc-lane-1", "obstruction", "--slot", "9"], "no slot 9"),
         (["inject", "plc-lane-1", "obstruction", "--slot", "1"], "road_blocker"),
         (["state", "plc-nope"], "unknown PLC"),
+        (["inject", "plc-lane-1", "ambient", "--slot", "0", "--value", "-200"], "road_blocker"),
+        (["inject", "plc-lane-1", "wear", "--slot", "0", "--value", "0"], "outside 1..100000"),
     ],
 )
 def test_bad_requests_exit_2_with_a_clear_message(served: dict, args: list[str], message: str) -> None:
