@@ -236,10 +236,10 @@ class DeviceCondition:
             if drift is None or not beyond(drift):
                 continue
             assert track is not None and track.baseline is not None and track.recent_median is not None
-            way = f"to {self.device.shown(key)}" if key != "efo" else "EFO raises"
+            way = f"travels to {self.device.shown(key)}" if key != "efo" else "EFO raises"
             what, unit, scale = _MEASURES[measure] if measure == "travel_ms" else _MEASURES[
                 "pressure" if self.efo else "current"]
-            words.append(f"{what} of {way}: median of the last {len(track.recent)} {track.recent_median / scale:.2f} "
+            words.append(f"{way}: {what} median of the last {len(track.recent)} {track.recent_median / scale:.2f} "
                          f"{unit}, {abs(drift) * 100:.0f} % {'over' if drift > 0 else 'under'} the baseline "
                          f"{track.baseline / scale:.2f} {unit}")
         return words
