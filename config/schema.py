@@ -72,6 +72,7 @@ class DeviceSection(Strict):
     slot: int = Field(ge=0, lt=MAX_SLOTS)
     travel_s: float = Field(default=3.0, gt=0, le=120)
     travel_factor: float = Field(default=1.5, ge=1.0, le=5.0)
+    service_cycles: int | None = Field(default=None, ge=1, le=2**32 - 1)  # travels between services (or its kind's)
 
     @field_validator("kind")
     @classmethod
@@ -177,6 +178,40 @@ class PanelSection(Strict):
         return self.tls_cert_file is not None
 
 
+class ConditionSection(Strict):
+    """Condition monitoring (controller/condition.py): timing limits, drift, service intervals, EFO readiness."""
+
+    efo_limit_s: float = Field(default=2.5, gt=0, le=30)  # an EFO raise slower than this is a breach
+    travel_rows_per_device: int = Field(default=5000, ge=100, le=1_000_000)  # travels kept per device
+    baseline_travels: int = Field(default=20, ge=3, le=1000)  # the baseline is the median of the first N
+    recent_travels: int = Field(default=10, ge=3, le=1000)  # drift compares the median of the last M with it
+    travel_drift: float = Field(default=0.20, gt=0, le=5)  # warn when the recent median is this much slower
+    analog_drift: float = Field(default=0.20, gt=0, le=1)  # motor current up / blocker pressure down by this much
+    service_cycles: dict[str, int] = Field(default_factory=dict)  # kind -> travels between services
+    accumulator_nominal_bar: float = Field(default=150.0, gt=0, le=1000)  # idle pressure of a ready blocker
+    accumulator_min_bar: float = Field(default=120.0, gt=0, le=1000)  # below it, EFO is not ready
+    accumulator_max_decay_bar_per_min: float = Field(default=2.0, gt=0, le=1000)  # idle loss beyond it: degraded
+    oil_cold_limit_c: float = Field(default=-10.0, ge=-60, le=60)  # colder oil: EFO degraded
+    refuse_open_in_cold: bool = False  # refuse opening a lane while a blocker's oil is below the cold limit
+
+    @field_validator("service_cycles")
+    @classmethod
+    def _service_per_leaf_kind(cls, value: dict[str, int]) -> dict[str, int]:
+        for kind, cycles in value.items():
+            if kind not in KINDS or KINDS[kind].behaviour != "leaf":
+                travelling = " | ".join(k for k, spec in KINDS.items() if spec.behaviour == "leaf")
+                raise ValueError(f"{kind!r} is not a kind that travels; kinds: {travelling}")
+            if not 1 <= cycles < 2**32:
+                raise ValueError(f"service_cycles of {kind} must be 1..{2**32 - 1}, got {cycles}")
+        return value
+
+    @model_validator(mode="after")
+    def _minimum_below_nominal(self) -> ConditionSection:
+        if self.accumulator_min_bar >= self.accumulator_nominal_bar:
+            raise ValueError("accumulator_min_bar must be below accumulator_nominal_bar")
+        return self
+
+
 def is_loopback(host: str) -> bool:
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -196,6 +231,11 @@ class SiteConfig(Strict):
     access: AccessSection = AccessSection()
     mqtt: MqttSection | None = None
     panel: PanelSection | None = None
+    condition: ConditionSection = ConditionSection()
+
+    def service_cycles(self, device: DeviceSection) -> int | None:
+        """Travels between services of one device: its own setting, else its kind's, else none."""
+        return device.service_cycles or self.condition.service_cycles.get(device.kind)
 
     def plc_named(self, name: str) -> PlcSection:
         return next(p for p in self.plc if p.name == name)

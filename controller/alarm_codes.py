@@ -50,5 +50,20 @@ CODES: dict[str, AlarmCode] = {
         AlarmCode("STORAGE_FAILED", Severity.FAULT, "the event store cannot write: only securing commands are "
                   "carried out; records are kept in memory and the journal until it can"),
         AlarmCode("EFO_ACTIVE", Severity.INFO, "emergency fast operation latched; reset after the lockdown"),
+        # condition monitoring (controller/condition.py, controller/readiness.py)
+        AlarmCode("TRAVEL_SLOW", Severity.WARNING, "a travel took longer than the device's travel_s (the stored "
+                  "travel is named)", latched=True),
+        AlarmCode("EFO_SLOW", Severity.WARNING, "an EFO raise took longer than the site's EFO limit (the stored "
+                  "travel is named)", latched=True),
+        AlarmCode("TRAVEL_DRIFT", Severity.WARNING, "recent travels are slower than the device's baseline by more "
+                  "than the margin: wear, before the limit is reached"),
+        AlarmCode("CURRENT_DRIFT", Severity.WARNING, "motor current during travel is above the baseline by more "
+                  "than the margin"),
+        AlarmCode("PRESSURE_DRIFT", Severity.WARNING, "hydraulic pressure during travel is below the baseline by "
+                  "more than the margin"),
+        AlarmCode("SERVICE_DUE", Severity.WARNING, "the device has travelled its service interval since its last "
+                  "service; `barrierctl service DEVICE --reason` records the service"),
+        AlarmCode("EFO_NOT_READY", Severity.WARNING, "the blocker's emergency fast operation is not ready (the "
+                  "reasons are named); lockdown and EFO are still sent"),
     )
 }

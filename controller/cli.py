@@ -195,6 +195,8 @@ def show(reply: dict, args: argparse.Namespace, sock_path: Path, console: Consol
         print(f"barrierctl: {reply['message']}", file=sys.stderr)
     elif getattr(args, "json", False):
         pass
+    elif args.command == "health":  # a table with sparklines comes later: the data as they are
+        print(json.dumps(reply["data"], indent=2))
     elif args.command == "status":
         for table in status_tables(reply["data"]):
             console.print(table)

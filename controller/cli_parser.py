@@ -21,6 +21,9 @@ EXAMPLES = {
                 "  barrierctl lockdown --lane lane-2 --reason 'suspect vehicle'\n"
                 "  barrierctl lockdown release --reason 'all clear'",
     "maintenance": "barrierctl maintenance enter lane-2 --reason 'loop repair'",
+    "baseline": "barrierctl baseline reset gate-1 --reason 'new drive fitted'",
+    "service": "barrierctl service blocker-1 --reason 'seals and oil changed'",
+    "health": "barrierctl health --json",
 }
 
 
@@ -35,6 +38,8 @@ def _epilog(command: str, names: dict | None) -> str:
     text = f"example:\n  {EXAMPLES[command]}" if command in EXAMPLES else ""
     if names is None:
         return text
+    if command in ("baseline", "service"):
+        return f"{text}\n\ndevices of this site: {', '.join(names['devices']) or 'none'}"
     if command in DEVICE_VERBS:
         takers = [d for d, verbs in names["devices"].items() if command in verbs]
         return f"{text}\n\ndevices of this site that take {command}: {', '.join(takers) or 'none'}"
@@ -85,6 +90,15 @@ def build_parser(names: dict | None = None) -> argparse.ArgumentParser:
     maintenance.add_argument("action", choices=["enter", "exit"])
     maintenance.add_argument("lane")
     maintenance.add_argument("--reason", required=True)
+    baseline = command("baseline", "start a device's timing and current/pressure baseline afresh (technician)")
+    baseline.add_argument("action", choices=["reset"])
+    baseline.add_argument("device")
+    baseline.add_argument("--reason", required=True)
+    service = command("service", "record a service of a device: its cycle count starts afresh (technician)")
+    service.add_argument("device")
+    service.add_argument("--reason", required=True)
+    command("health", "per device: recent travel times, baselines, limits, cycles, service, EFO readiness"
+            ).add_argument("--json", action="store_true", help="JSON (the default until a table view exists)")
     completion = command("completion", "print the bash completion script: eval \"$(barrierctl completion bash)\"")
     completion.add_argument("shell", choices=["bash"])
     names_of = sub.add_parser("names", help=argparse.SUPPRESS)  # for the completion script
@@ -118,7 +132,7 @@ def unknown_command(argv: list[str], parser: argparse.ArgumentParser) -> str | N
 
 def to_request(args: argparse.Namespace) -> tuple[str, dict]:
     """The daemon request for parsed arguments."""
-    if args.command in ("status", "alarms"):
+    if args.command in ("status", "alarms", "health"):
         return args.command, {}
     if args.command == "events":
         return "events", {"limit": args.limit}
@@ -133,4 +147,8 @@ def to_request(args: argparse.Namespace) -> tuple[str, dict]:
         return name, {"lane": args.lane, "reason": args.reason}
     if args.command == "maintenance":
         return f"maintenance_{args.action}", {"lane": args.lane, "reason": args.reason}
+    if args.command == "baseline":
+        return f"baseline_{args.action}", {"device": args.device, "reason": args.reason}
+    if args.command == "service":
+        return "service", {"device": args.device, "reason": args.reason}
     return args.command, {"device": args.device}

@@ -17,6 +17,7 @@ from hal.kinds import ALL_VERBS
 from controller.auth import Caller
 from controller.exit_codes import ExitCode
 from controller.actions import ActionFailed, command_device
+from controller.condition import NotMonitored
 from controller.interlocks import Refused
 from controller.lanes import SequenceFailed
 from controller.site import Site
@@ -145,7 +146,7 @@ def _not_unicode(value: object, where: str = "args") -> str | None:
     return None
 
 
-READ_ONLY = frozenset({"status", "events", "alarms", "audit_verify"})
+READ_ONLY = frozenset({"status", "events", "alarms", "audit_verify", "health"})
 
 
 async def status(site: Site, args: dict, caller: Caller) -> Reply:
@@ -263,6 +264,29 @@ async def ack(site: Site, args: dict, caller: Caller) -> Reply:
     return Reply(ExitCode.DONE, f"alarm {alarm.id} {alarm.code} {alarm.subject} acknowledged by {caller.user}; {state}")
 
 
+async def health(site: Site, args: dict, caller: Caller) -> Reply:
+    """Per device: recent travel times, baselines, limits, cycles, service due, EFO readiness."""
+    return Reply(ExitCode.DONE, "ok", site.condition.health())
+
+
+async def condition_mark(site: Site, args: dict, caller: Caller) -> Reply:
+    """baseline reset DEVICE / service DEVICE, with a reason: recorded, and the warnings they end cleared."""
+    device = _device(site, args.get("device"))
+    reason = _reason(args)
+    try:
+        watched = site.condition.of(device.name)
+        if args["verb"] == "baseline_reset":
+            mark = watched.reset_baseline(caller.user, reason)
+            return Reply(ExitCode.DONE, f"{device.name}: baseline reset by {caller.user}; the next "
+                                        f"{site.cfg.condition.baseline_travels} travels each way make the new one",
+                         mark.as_dict())
+        mark = watched.record_service(caller.user, reason)
+    except NotMonitored as exc:
+        raise Refused(exc.rule, str(exc)) from exc
+    return Reply(ExitCode.DONE, f"{device.name}: service recorded by {caller.user} at {mark.cycle_count} cycles",
+                 mark.as_dict())
+
+
 def _device(site: Site, name):
     device = site.devices.get(name) if isinstance(name, str) else None
     if device is None:
@@ -304,4 +328,7 @@ def build_registry() -> Registry:
     registry.add("lockdown_release", Role.TECHNICIAN, lockdown_release)
     registry.add("maintenance_enter", Role.TECHNICIAN, maintenance)
     registry.add("maintenance_exit", Role.TECHNICIAN, maintenance)
+    registry.add("health", Role.VIEWER, health)
+    registry.add("baseline_reset", Role.TECHNICIAN, condition_mark)
+    registry.add("service", Role.TECHNICIAN, condition_mark)
     return registry

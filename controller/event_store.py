@@ -75,6 +75,8 @@ class EventStore:
         self.in_flight: set[str] = set(self.load_in_flight())
         self.listeners: list[Callable[[dict], None]] = []  # told of every event once it is recorded
         self.unsaved_scopes: set[str] = set()  # latches (modes) whose last change is not yet on disk
+        self._sync_fds: dict[Path, int] = {}  # kept open: see _sync_fd
+        self._stale_fds: list[int] = []
 
     def _on_open(self, db: sqlite3.Connection) -> None:
         """Run on every (re)open: seal column on older files, the key, the end of each chain."""
@@ -96,6 +98,10 @@ class EventStore:
     def close(self) -> None:
         self.sync()
         self.storage.close()
+        for fd in [*self._sync_fds.values(), *self._stale_fds]:  # only now: SQLite holds no lock on the file
+            os.close(fd)
+        self._sync_fds.clear()
+        self._stale_fds.clear()
 
     def sync(self) -> None:
         """Put every committed row on disk (fsync of the WAL and the file, no checkpoint), then the signed head
@@ -105,14 +111,23 @@ class EventStore:
         try:
             for name in (self.path, self.path.with_name(self.path.name + "-wal")):
                 if name.exists():
-                    fd = os.open(name, os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
+                    os.fsync(self._sync_fd(name))
         except OSError:
             return  # the rows are not known to be on disk: the head stays where it was
         self._head.flush(durable=True)
+
+    def _sync_fd(self, name: Path) -> int:
+        """A descriptor of `name` kept open until close(). Closing any descriptor of the database or its WAL
+        drops every POSIX lock this process holds on it, SQLite's included: another process's connection to
+        the file (a reader) would then take itself for the last one on closing, checkpoint and delete the WAL
+        that barrierd goes on writing to, and every later row would be lost."""
+        fd = self._sync_fds.get(name)
+        if fd is not None and os.fstat(fd).st_ino != os.stat(name).st_ino:
+            self._stale_fds.append(fd)  # a file of that name made anew; the old one is closed with the store
+            fd = None
+        if fd is None:
+            fd = self._sync_fds[name] = os.open(name, os.O_RDONLY)
+        return fd
 
     async def keep_synced(self, period_s: float = SYNC_PERIOD_S) -> None:
         """Every period: state changes too on disk, and the signed head moved up to them."""

@@ -10,6 +10,7 @@ from config.schema import SiteConfig
 from controller.alarm_codes import Severity
 from controller.alarms import AlarmBoard
 from controller.devices import Device
+from controller.readiness import oil_c
 from controller.states import DeviceState, LaneMode
 from hal.profile import Status
 from hal.unit import Quality
@@ -115,5 +116,18 @@ def check_device_command(site: RuleSite, device: Device, verb: str, *, sequence:
                     raise Refused("never_both_open",
                                   f"{device.name} and {other.name} are an airlock pair; {other.name} is "
                                   f"{other.state} ({other.quality.value}), not confirmed closed")
+    if verb in device.OPENING_VERBS and site.cfg.condition.refuse_open_in_cold:
+        _refuse_in_cold(site, device)
     if lane is not None and lane.mode == LaneMode.MAINTENANCE and sequence:
         raise Refused("maintenance", f"lane {lane.name} is in maintenance; no automatic sequence")
+
+
+def _refuse_in_cold(site: RuleSite, device: Device) -> None:
+    """Opted in by the site ([condition] refuse_open_in_cold): nothing of a lane opens while one of its blockers'
+    oil is below the cold limit (EFO may be too slow to re-secure it). Securing is never refused."""
+    limit = site.cfg.condition.oil_cold_limit_c
+    for each in site.lane_devices_of(device.name):
+        oil = oil_c(each)
+        if oil is not None and oil < limit:
+            raise Refused("oil_too_cold", f"{each.name} oil at {oil:.1f} °C is below the cold limit {limit:.1f} °C; "
+                                          f"nothing that opens {device.name} is allowed until it warms up")

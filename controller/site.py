@@ -11,6 +11,7 @@ import structlog
 from config.schema import PlcSection, SiteConfig
 from controller.devices import DEVICE_CLASSES, Device, StateChange
 from controller.alarms import AlarmBoard
+from controller.condition import ConditionMonitor
 from controller.event_store import EventStore
 from controller.supervision import DeviceWatch, PlcConditions
 from controller.lanes import Lane
@@ -77,6 +78,7 @@ class Site:
         self._storage_changed(store.storage.problem)
         self._plc_conditions = {p.name: PlcConditions(p) for p in cfg.plc}
         self._watches = {name: DeviceWatch(device) for name, device in self.devices.items()}
+        self.condition = ConditionMonitor(cfg, self.devices, store.storage, self.alarms)
         self._restore_modes()
         self._record_interrupted_commands()
         self.buses: dict[str, Bus] = {}
@@ -193,7 +195,10 @@ class Site:
                 self._interrupted.discard(device.name)
                 device.expect_motion(now)  # the rest of a travel commanded before the restart
             watch = self._watches[device.name]
-            self.alarms.sync(device.name, watch.update(slot, now))
+            conditions = watch.update(slot, now)
+            if worn := self.condition.observe(device.name, slot, now):  # timing, drift, service, EFO readiness
+                conditions = conditions | worn
+            self.alarms.sync(device.name, conditions)
             for code, message in watch.events:
                 self.alarms.raise_alarm(code, device.name, message)
             if device.name in self.store.in_flight and not device.command_in_force(now):
@@ -226,7 +231,8 @@ class Site:
                 for lane in self.lanes.values()
             ],
             "storage": self.store.health(),
-            "devices": [d.as_dict() for d in self.devices.values()],
+            "devices": [d.as_dict() | self.condition.device_view(d.name) for d in self.devices.values()],
+            "health": self.condition.summary(),
             "alarms": [a for a in self.alarms.listing() if a["active"]],
             "plcs": [v.as_dict() for v in self.plcs.values()],
             **{name: part() for name, part in self.status_extras.items()},

@@ -72,6 +72,7 @@ class Intent:
     code: int
     by: str
     at: float  # unix time
+    loop_at: float = 0.0  # event-loop time (command-to-limit times are measured on it)
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,9 @@ class Device:
     # ----- commands ---------------------------------------------------------------------------
 
     def record_intent(self, verb: str, by: str) -> None:
-        self.intent = Intent(verb=verb, code=self.VERBS[verb], by=by, at=time.time())
-        self.expect_motion(asyncio.get_running_loop().time(), verb != "reset")
+        now = asyncio.get_running_loop().time()
+        self.intent = Intent(verb=verb, code=self.VERBS[verb], by=by, at=time.time(), loop_at=now)
+        self.expect_motion(now, verb != "reset")
 
     def expect_motion(self, now: float, moves: bool = True) -> None:
         """Motion is commanded from `now` for travel time × factor plus a margin (or not at all for a reset)."""

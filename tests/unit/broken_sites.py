@@ -300,4 +300,20 @@ BROKEN: dict[str, tuple[Mutation, dict[str, str]]] = {
         lambda raw: raw.__setitem__("mqtt", {"port": 1883}),
         {"mqtt.host": "field required"},
     ),
+    "condition-service-interval-of-a-signal": (
+        _set("condition", None, "service_cycles", {"traffic_signal": 1000}),
+        {"condition.service_cycles": "'traffic_signal' is not a kind that travels"},
+    ),
+    "condition-accumulator-minimum-above-nominal": (
+        _set("condition", None, "accumulator_min_bar", 200.0),
+        {"condition": "accumulator_min_bar must be below accumulator_nominal_bar"},
+    ),
+    "condition-misspelt-cold-opt-in": (
+        _set("condition", None, "refuse_open_when_cold", True),
+        {"condition.refuse_open_when_cold": "extra inputs are not permitted"},
+    ),
+    "condition-device-service-interval-zero": (
+        _set("device", 0, "service_cycles", 0),
+        {'device[0] ("gate-1").service_cycles': "greater than or equal to 1"},
+    ),
 }

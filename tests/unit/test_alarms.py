@@ -46,7 +46,7 @@ def rows(db_path: Path) -> list[tuple]:
 def test_the_codes_the_supervisor_relies_on_are_latched_or_not_as_designed():
     latched = {code for code, spec in CODES.items() if spec.latched}
     assert latched == {"COMMAND_NOT_ACKNOWLEDGED", "COMMAND_REJECTED", "TRAVEL_TIMEOUT", "LIMIT_LOST",
-                       "UNCOMMANDED_MOVEMENT"}
+                       "UNCOMMANDED_MOVEMENT", "TRAVEL_SLOW", "EFO_SLOW"}  # the last two name one stored travel
     assert CODES["UNCOMMANDED_MOVEMENT"].severity is Severity.CRITICAL
     assert CODES["COMMS_LOST"].severity is Severity.FAULT
 

@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from controller.cli import main, parse
-from controller.cli_parser import build_parser, unknown_command
+from controller.cli_parser import build_parser, to_request, unknown_command
 from controller.cli_wait import open_share, wait_in_place
 from controller.completion import bash_script, names
 from controller.exit_codes import ExitCode
@@ -44,6 +44,23 @@ def test_help_names_the_devices_that_take_the_verb_and_shows_an_example():
     assert "barrierctl raise blocker-1 --wait" in text
     assert "devices of this site that take raise: blocker-1" in text and "gate-1" not in text.split("take raise:")[1]
     assert "--wait" in text
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["baseline", "reset", "gate-1", "--reason", "new drive"], ("baseline_reset", {"device": "gate-1",
+                                                                                  "reason": "new drive"})),
+    (["service", "blocker-1", "--reason", "seals changed"], ("service", {"device": "blocker-1",
+                                                                         "reason": "seals changed"})),
+    (["health", "--json"], ("health", {})),
+])
+def test_condition_commands_become_their_requests(argv, expected):
+    assert to_request(parse(argv)) == expected
+
+
+def test_baseline_reset_and_service_need_a_reason(capsys):
+    assert parse(["service", "gate-1"]) == ExitCode.USAGE
+    assert parse(["baseline", "gate-1", "--reason", "x"]) == ExitCode.USAGE  # the action is `reset`
+    assert "--reason" in capsys.readouterr().err
 
 
 def test_usage_errors_exit_2_and_text_that_is_not_unicode_is_refused(capsys):

@@ -155,6 +155,20 @@ def test_demo_site_contents():
     assert site.interlock[0].devices == ["bay-entry", "bay-exit"]
 
 
+def test_the_demo_condition_section_loads_and_a_device_interval_wins_over_its_kinds(tmp_path):
+    site = load_site(DEMO)
+    assert (site.condition.efo_limit_s, site.condition.baseline_travels, site.condition.refuse_open_in_cold) == (
+        2.5, 20, False)
+    assert site.service_cycles(site.device[1]) == 100000  # blocker-1: its kind's interval
+    raw = demo_raw()
+    raw["device"][1]["service_cycles"] = 5000
+    raw["condition"]["refuse_open_in_cold"] = True
+    site = load_site(write_site(tmp_path, raw))
+    assert site.service_cycles(site.device[1]) == 5000 and site.condition.refuse_open_in_cold
+    del raw["condition"]
+    assert load_site(write_site(tmp_path, raw, "bare.toml")).condition.efo_limit_s == 2.5  # the section is optional
+
+
 def test_load_site_accepts_str_path():
     assert load_site(str(DEMO)) == load_site(DEMO)
 
