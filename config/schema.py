@@ -183,12 +183,13 @@ class ConditionSection(Strict):
 
     efo_limit_s: float = Field(default=2.5, gt=0, le=30)  # an EFO raise slower than this is a breach
     travel_rows_per_device: int = Field(default=5000, ge=100, le=1_000_000)  # travels kept per device
+    travel_tolerance: float = Field(default=0.25, ge=0, le=5)  # an ordinary travel over travel_s × (1 + this)
     baseline_travels: int = Field(default=20, ge=3, le=1000)  # the baseline is the median of the first N
     recent_travels: int = Field(default=10, ge=3, le=1000)  # drift compares the median of the last M with it
-    travel_drift: float = Field(default=0.20, gt=0, le=5)  # warn when the recent median is this much slower
+    travel_drift: float = Field(default=0.10, gt=0, le=5)  # warn when the recent median is this much slower
     analog_drift: float = Field(default=0.20, gt=0, le=1)  # motor current up / blocker pressure down by this much
     service_cycles: dict[str, int] = Field(default_factory=dict)  # kind -> travels between services
-    accumulator_nominal_bar: float = Field(default=150.0, gt=0, le=1000)  # idle pressure of a ready blocker
+    accumulator_nominal_bar: float = Field(default=140.0, gt=0, le=1000)  # idle pressure of a ready blocker
     accumulator_min_bar: float = Field(default=120.0, gt=0, le=1000)  # below it, EFO is not ready
     accumulator_max_decay_bar_per_min: float = Field(default=2.0, gt=0, le=1000)  # idle loss beyond it: degraded
     oil_cold_limit_c: float = Field(default=-10.0, ge=-60, le=60)  # colder oil: EFO degraded

@@ -155,16 +155,22 @@ class DeviceCondition:
         return travel
 
     def _check_limit(self, travel: Travel) -> None:
-        """EFO raises against the site's EFO limit, other travels against the device's travel_s."""
+        """EFO raises against the site's EFO limit, other travels against the device's travel_s + tolerance."""
         if travel.plc_ms <= 0:
             return  # LAST_TRAVEL_MS 0: no travel timed
-        limit_ms = self.limits.efo_limit_ms if travel.efo else round(self.device.cfg.travel_s * 1000)
+        limit_ms = self._limit_ms(travel.efo)
         if travel.plc_ms > limit_ms:
-            what = "EFO limit" if travel.efo else "travel_s"
+            what = "EFO limit" if travel.efo else (
+                f"travel limit (travel_s {self.device.cfg.travel_s:.2f} s + {self._cfg.travel_tolerance:.0%})")
             self._alarms.raise_alarm(
                 "EFO_SLOW" if travel.efo else "TRAVEL_SLOW", self.name,
                 f"travel {travel.id} to {self.device.shown(travel.to_state)}{' (EFO)' if travel.efo else ''} took "
                 f"{travel.plc_ms / 1000:.2f} s, over the {limit_ms / 1000:.2f} s {what}")
+
+    def _limit_ms(self, efo: bool) -> int:
+        if efo:
+            return self.limits.efo_limit_ms
+        return round(self.device.cfg.travel_s * (1 + self._cfg.travel_tolerance) * 1000)
 
     def _learn(self, travel: Travel, restoring: bool = False) -> None:
         key = _direction(travel)
@@ -291,10 +297,9 @@ class DeviceCondition:
 
     def health(self) -> dict:
         """Everything a health view draws: recent travel times, baselines, limits, cycles, service, readiness."""
-        travel_s = self.device.cfg.travel_s
         directions = {}
         for key in DIRECTIONS:
-            limit_ms = self.limits.efo_limit_ms if key == "efo" else round(travel_s * 1000)
+            limit_ms = self._limit_ms(key == "efo")
             timing = self.tracks.get(f"travel_ms:{key}")
             baseline = timing.baseline if timing is not None else None
             directions[key] = {

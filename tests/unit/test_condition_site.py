@@ -75,7 +75,7 @@ async def test_health_and_status_show_travels_limits_cycles_service_and_readines
     reply = await ask(site, "health", GUARD)
     gate = next(d for d in reply.data["devices"] if d["name"] == "gate-1")
     assert gate["directions"]["open"]["recent_ms"] == [2400, 2400] and gate["directions"]["closed"]["recent_ms"] == [2400]
-    assert gate["directions"]["open"]["limit_ms"] == 3000 and gate["directions"]["efo"]["limit_ms"] == 2500
+    assert gate["directions"]["open"]["limit_ms"] == 3750 and gate["directions"]["efo"]["limit_ms"] == 2500
     assert (gate["cycles"], gate["service_cycles"], gate["service_due"], gate["readiness"]) == (3, 200000, False, None)
     assert gate["directions"]["open"]["timing"]["baseline_samples"] == 2
     blocker = next(d for d in reply.data["devices"] if d["name"] == "blocker-1")
