@@ -102,6 +102,7 @@ class Panel:
         log.info("panel_ready", url=f"{self.scheme}://{self.cfg.host}:{self.cfg.port}/")
 
     async def stop(self) -> None:
+        self.api.stop()
         await self.live.stop()
         if self._runner is not None:
             await self._runner.cleanup()
