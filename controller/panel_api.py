@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from config.schema import PanelSection
+from config.schema import PanelSection, is_loopback
 from controller.auth import Caller, role_for
 from controller.commands import Registry
 from controller.exit_codes import ExitCode
@@ -55,6 +55,7 @@ class PanelApi:
         self._limited_recorded: set[str] = set()  # names whose refusal by the limit is already in the audit trail
         self._uncheckable_recorded: str | None = None  # why PAM cannot check passwords, once in the audit trail
         self.daemon_uid = os.geteuid()
+        self.reading_needs_login = not is_loopback(cfg.host)  # on loopback anyone on this PC may read
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/login", self.login)
@@ -113,7 +114,8 @@ class PanelApi:
         self._sweep_when_due()
         self._audit(user, f"logged in on the panel as {role.label}", uid=entry.pw_uid)
         reply = web.json_response({"csrf": session.csrf, "user": user, "role": role.label,
-                                   "idle_timeout_s": self.cfg.idle_timeout_s}, headers=NO_CACHE)
+                                   "idle_timeout_s": self.cfg.idle_timeout_s,
+                                   "reading_needs_login": self.reading_needs_login}, headers=NO_CACHE)
         reply.set_cookie(COOKIE, session.token, httponly=True, samesite="Strict", secure=self.cfg.tls, path="/")
         return reply
 
@@ -142,7 +144,8 @@ class PanelApi:
             return refusal(401, "not logged in")
         return web.json_response({"user": session.user, "role": self.role_of(session).label, "csrf": session.csrf,
                                   "idle_timeout_s": self.cfg.idle_timeout_s,
-                                  "idle_left_s": round(self.sessions.idle_left(session), 3)}, headers=NO_CACHE)
+                                  "idle_left_s": round(self.sessions.idle_left(session), 3),
+                                  "reading_needs_login": self.reading_needs_login}, headers=NO_CACHE)
 
     async def command(self, request: web.Request) -> web.Response:
         """One control request, `{"command": ..., "args": {...}}`, answered with the control socket's reply."""
