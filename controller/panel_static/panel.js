@@ -165,7 +165,8 @@ async function openCrossing() {
   }
   const layout = await answer.json();
   if (!answer.ok) throw new Error(layout.error);
-  crossing = new Crossing($("crossing"), layout, actions);
+  crossing = new Crossing($("crossing"), layout, actions);  // every tile "no data" until the first status
+  lastMessage = performance.now();  // silence is counted from now: "not answering" only after STALE_MS
   connect();
 }
 
