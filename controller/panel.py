@@ -102,6 +102,7 @@ class Panel:
         log.info("panel_ready", url=f"{self.scheme}://{self.cfg.host}:{self.cfg.port}/")
 
     async def stop(self) -> None:
+        self.api.stop()
         await self.live.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -145,7 +146,7 @@ class Panel:
 
     def may_read(self, request: web.Request) -> bool:
         """On loopback anyone on this PC may read; elsewhere only a logged-in user."""
-        return is_loopback(self.cfg.host) or self.api.session_of(request) is not None
+        return not self.api.reading_needs_login or self.api.session_of(request) is not None
 
     async def _page(self, _request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html", headers=NO_CACHE)

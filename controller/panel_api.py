@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from config.schema import PanelSection
+from config.schema import PanelSection, is_loopback
 from controller.auth import Caller, role_for
 from controller.commands import Registry
 from controller.exit_codes import ExitCode
@@ -32,6 +32,7 @@ HTTP_STATUS = {ExitCode.USAGE: 400, ExitCode.NOT_AUTHORISED: 403}  # any other e
 
 PasswordCheck = Callable[[str, str, str], "str | None"]  # (service, user, password) -> None or PAM's reason
 UNCHECKABLE = "the site PC could not check passwords"
+SWEEP_GAP_S = 0.001  # the idle sweep never wakes sooner than this after the last one
 
 
 def refusal(status: int, message: str) -> web.Response:
@@ -48,17 +49,24 @@ class PanelApi:
         self.site = site
         self.registry = registry
         self.password_ok = password_ok
-        self.sessions = Sessions(cfg.idle_timeout_s, **({"clock": clock} if clock else {}))
+        self.sessions = Sessions(cfg.idle_timeout_s, clock or _loop_time, on_idle_end=self._idle_ended)
+        self._sweep_timer: asyncio.TimerHandle | None = None
         self.limiter = LoginLimiter(**({"clock": clock} if clock else {}))
         self._limited_recorded: set[str] = set()  # names whose refusal by the limit is already in the audit trail
         self._uncheckable_recorded: str | None = None  # why PAM cannot check passwords, once in the audit trail
         self.daemon_uid = os.geteuid()
+        self.reading_needs_login = not is_loopback(cfg.host)  # on loopback anyone on this PC may read
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/login", self.login)
         app.router.add_post("/api/logout", self.logout)
         app.router.add_get("/api/session", self.session_info)
         app.router.add_post("/api/command", self.command)
+
+    def stop(self) -> None:
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+            self._sweep_timer = None
 
     def session_of(self, request: web.Request) -> Session | None:
         return self.sessions.get(request.cookies.get(COOKIE))
@@ -103,9 +111,11 @@ class PanelApi:
             self._audit(user, "login refused: no role on this site")
             return refusal(403, f"{user} has no role on this site (the [access] table of the site file)")
         session = self.sessions.open(user, entry.pw_uid, entry.pw_gid)
+        self._sweep_when_due()
         self._audit(user, f"logged in on the panel as {role.label}", uid=entry.pw_uid)
         reply = web.json_response({"csrf": session.csrf, "user": user, "role": role.label,
-                                   "idle_timeout_s": self.cfg.idle_timeout_s}, headers=NO_CACHE)
+                                   "idle_timeout_s": self.cfg.idle_timeout_s,
+                                   "reading_needs_login": self.reading_needs_login}, headers=NO_CACHE)
         reply.set_cookie(COOKIE, session.token, httponly=True, samesite="Strict", secure=self.cfg.tls, path="/")
         return reply
 
@@ -134,7 +144,8 @@ class PanelApi:
             return refusal(401, "not logged in")
         return web.json_response({"user": session.user, "role": self.role_of(session).label, "csrf": session.csrf,
                                   "idle_timeout_s": self.cfg.idle_timeout_s,
-                                  "idle_left_s": round(self.sessions.idle_left(session), 3)}, headers=NO_CACHE)
+                                  "idle_left_s": round(self.sessions.idle_left(session), 3),
+                                  "reading_needs_login": self.reading_needs_login}, headers=NO_CACHE)
 
     async def command(self, request: web.Request) -> web.Response:
         """One control request, `{"command": ..., "args": {...}}`, answered with the control socket's reply."""
@@ -155,6 +166,22 @@ class PanelApi:
         return web.json_response(reply.as_dict(), status=HTTP_STATUS.get(reply.code, 200), headers=NO_CACHE,
                                  dumps=lambda data: json.dumps(data, default=str))
 
+    def _sweep_when_due(self) -> None:
+        """One timer, set for when the next session would end idle: its end is recorded then, not when someone
+        comes back with its cookie. A timer that finds the session used since is set again for the new end."""
+        if self._sweep_timer is not None or (end := self.sessions.next_end()) is None:
+            return
+        delay = max(end - self.sessions.clock(), SWEEP_GAP_S)
+        self._sweep_timer = asyncio.get_running_loop().call_later(delay, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweep_timer = None
+        self.sessions.end_idle()
+        self._sweep_when_due()
+
+    def _idle_ended(self, session: Session, idle_for: float) -> None:
+        self._audit(session.user, f"session ended: idle for {int(idle_for)} s", uid=session.uid)
+
     def _passwords_uncheckable(self, user: str, cause: str) -> None:
         """Recorded once per cause: guards trying again do not fill the store."""
         if cause != self._uncheckable_recorded:
@@ -171,6 +198,11 @@ class PanelApi:
     def _audit(self, user: str, summary: str, **data) -> None:
         self.site.store.record_event("panel", user, summary, **data)
         log.info("panel_login", user=user, summary=summary, **data)
+
+
+def _loop_time() -> float:
+    """The event loop's clock: the sessions' idle times and the sweep's timer count on the same one."""
+    return asyncio.get_running_loop().time()
 
 
 async def _json_body(request: web.Request) -> object:

@@ -99,10 +99,11 @@ class Session:
 
 @dataclass
 class Sessions:
-    """Sessions by cookie token; one unused for `idle_s` is gone."""
+    """Sessions by cookie token; one unused for `idle_s` is gone, and `on_idle_end` hears of it once."""
 
     idle_s: float
     clock: Clock = time.monotonic
+    on_idle_end: Callable[[Session, float], None] = lambda session, idle_for: None  # (session, seconds idle)
     by_token: dict[str, Session] = field(default_factory=dict)
 
     def open(self, user: str, uid: int, gid: int) -> Session:
@@ -116,10 +117,27 @@ class Sessions:
     def get(self, token: str | None) -> Session | None:
         """The live session for `token` (its idle time is not restarted: watching is not using)."""
         session = self.by_token.get(token) if token else None
-        if session is not None and self.clock() - session.last_used > self.idle_s:
-            del self.by_token[session.token]
+        if session is not None and self._ended_idle(session):
             return None
         return session
+
+    def end_idle(self) -> None:
+        """End every session idle for longer than `idle_s` (the sweep: no request need come to notice it)."""
+        for session in list(self.by_token.values()):
+            self._ended_idle(session)
+
+    def next_end(self) -> float | None:
+        """When, on `clock`, the next session ends unless used, or None when there is none."""
+        oldest = min((s.last_used for s in self.by_token.values()), default=None)
+        return None if oldest is None else oldest + self.idle_s
+
+    def _ended_idle(self, session: Session) -> bool:
+        idle_for = self.clock() - session.last_used
+        if idle_for < self.idle_s:
+            return False
+        del self.by_token[session.token]
+        self.on_idle_end(session, idle_for)
+        return True
 
     def idle_left(self, session: Session) -> float:
         """Seconds before `session` ends unless a command is sent."""

@@ -1,6 +1,8 @@
 // The guard's panel: the status pushed over a WebSocket, commands as the control socket's requests; no data after 2 s of silence.
+// Off loopback reading needs a session: until a login, and again after a logout or an idle end, only the login form.
 "use strict";
 const STALE_MS = 2000;
+const POLICY_CLOSE = 1008;  // the live status's close code when the session it needed has ended
 const MAX_EVENTS = 50;
 const RANK = { viewer: 1, operator: 2, technician: 3 };
 let crossing = null;
@@ -11,6 +13,9 @@ let lastStatus = null;
 let lastEventId = 0;
 let eventsBusy = false;
 let idleTimer = null;     // fires when the session would end unless a command was sent meanwhile
+let readingNeedsLogin = false;  // the panel is off loopback: the crossing is read only while logged in
+let live = null;          // the WebSocket of the live status, while the crossing is read
+let opening = null;       // the layout being asked for
 
 const $ = id => document.getElementById(id);
 
@@ -99,6 +104,7 @@ $("confirm-cancel").addEventListener("click", () => $("confirm").close("cancel")
 
 function showLoggedIn(who) {
   session = who;
+  readingNeedsLogin = who.reading_needs_login;
   $("login").hidden = true;
   $("session").hidden = false;
   $("session-user").textContent = `${who.user} (${who.role})`;
@@ -117,15 +123,16 @@ async function checkSession() {
   if (!session) return;
   try {
     const answer = await fetch("/api/session", { cache: "no-store", signal: AbortSignal.timeout(STALE_MS) });
-    if (answer.status === 401) {
-      const idle = session.idle_timeout_s;
-      showLoggedOut();
-      say(`session ended: no command for ${idle} s; log in to act`, true);
-      return;
-    }
+    if (answer.status === 401) { sessionEnded(`session ended: no command for ${session.idle_timeout_s} s; log in to act`); return; }
     if (answer.ok) { watchSession((await answer.json()).idle_left_s); return; }
   } catch (error) { /* barrierd did not answer: ask again shortly */ }
   watchSession(1);
+}
+
+function sessionEnded(why) {
+  if (!session) return;  // already shown (the live status and the idle timer may both tell)
+  showLoggedOut();
+  say(why, true);
 }
 
 function showLoggedOut() {
@@ -134,7 +141,52 @@ function showLoggedOut() {
   $("login").hidden = false;
   $("session").hidden = true;
   $("login-password").value = "";
-  redraw();
+  if (readingNeedsLogin) {
+    stopReading();
+    if (!$("login").contains(document.activeElement)) $("login-user").focus();
+  } else redraw();
+}
+
+// The crossing drawn from the layout and followed live; off loopback only once logged in.
+function startReading() {
+  if (!crossing && !opening) opening = openCrossing().finally(() => { opening = null; });
+  return opening;
+}
+
+async function openCrossing() {
+  const asked = session;
+  const answer = await fetch("/api/layout", { cache: "no-store" });
+  if (answer.status === 401) {
+    if (session !== asked) return openCrossing();  // logged in meanwhile: ask again
+    readingNeedsLogin = true;
+    showLoggedOut();
+    say("log in to see the crossing", true);
+    return;
+  }
+  const layout = await answer.json();
+  if (!answer.ok) throw new Error(layout.error);
+  crossing = new Crossing($("crossing"), layout, actions);  // every tile "no data" until the first status
+  lastMessage = performance.now();  // silence is counted from now: "not answering" only after STALE_MS
+  connect();
+}
+
+// Logged out off loopback: nothing of the crossing stays on screen, and no "not answering" either.
+function stopReading() {
+  const ws = live;
+  live = null;
+  if (ws) ws.close();
+  crossing = null;
+  lastStatus = lastStatusWall = null;
+  lastMessage = -Infinity;
+  lastEventId = 0;
+  alarmsShown = "";
+  document.body.classList.remove("stale");
+  for (const id of ["crossing", "events", "alarms", "site-actions"]) $(id).replaceChildren();
+  delete $("site-actions").dataset.offer;
+  $("banner").textContent = "";
+  $("lockdown").style.display = "none";
+  $("title").textContent = "Barrier supervisor";
+  $("live").textContent = "log in to read";
 }
 
 $("login").addEventListener("submit", async event => {
@@ -145,8 +197,10 @@ $("login").addEventListener("submit", async event => {
   });
   const body = await answer.json();
   $("login-password").value = "";
-  if (answer.ok) { showLoggedIn(body); say(`logged in as ${body.user} (${body.role})`, true); }
-  else say(`login refused: ${body.error}`, false);
+  if (!answer.ok) { say(`login refused: ${body.error}`, false); return; }
+  showLoggedIn(body);
+  say(`logged in as ${body.user} (${body.role})`, true);
+  startReading().catch(error => say(`the crossing could not be drawn: ${error}`, false));
 });
 
 async function endSession() {
@@ -212,17 +266,20 @@ function showStale() {
 }
 
 function checkStale() {
-  if (performance.now() - lastMessage > STALE_MS && !document.body.classList.contains("stale")) showStale();
+  if (crossing && performance.now() - lastMessage > STALE_MS && !document.body.classList.contains("stale")) showStale();
 }
 
 async function refreshEvents() {
   if (eventsBusy) return;
   eventsBusy = true;
+  const reading = crossing;
   try {
     const reply = await fetch(`/api/events?after=${lastEventId}`, { cache: "no-store", signal: AbortSignal.timeout(STALE_MS) });
     if (!reply.ok) return;
+    const events = (await reply.json()).events;
+    if (crossing !== reading) return;  // logged out meanwhile: not shown
     const list = $("events");
-    for (const e of (await reply.json()).events.reverse()) {
+    for (const e of events.reverse()) {
       const item = document.createElement("li");
       item.textContent = `${new Date(e.ts * 1000).toLocaleTimeString([], { hour12: false })} ${e.kind} ${e.subject}: ${e.summary}`;
       list.prepend(item);
@@ -234,7 +291,9 @@ async function refreshEvents() {
 
 function connect() {
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/live`);
+  live = ws;
   ws.onmessage = message => {
+    if (ws !== live) return;
     const data = JSON.parse(message.data);
     lastMessage = performance.now();
     lastStatusWall = Date.now() / 1000;
@@ -250,16 +309,22 @@ function connect() {
       render(lastStatus);
     }
   };
-  ws.onclose = () => setTimeout(connect, 500);
+  ws.onclose = event => {
+    if (ws !== live) return;  // closed by stopReading
+    live = null;
+    if (event.code === POLICY_CLOSE) sessionEnded(event.reason);  // reading needed the session that ended
+    else setTimeout(() => { if (crossing && !live) connect(); }, 500);
+  };
 }
 
 async function start() {
-  const layout = await (await fetch("/api/layout", { cache: "no-store" })).json();
-  crossing = new Crossing($("crossing"), layout, actions);
   const who = await fetch("/api/session", { cache: "no-store" });
   if (who.ok) showLoggedIn(await who.json()); else showLoggedOut();
-  connect();
-  setInterval(checkStale, 250);
+  await startReading();
 }
 
-start().catch(error => { say(`the panel could not start: ${error}`, false); setTimeout(() => location.reload(), 2000); });
+function startOrRetry() {
+  start().catch(error => { say(`the panel could not start: ${error}; trying again`, false); setTimeout(startOrRetry, 2000); });
+}
+setInterval(checkStale, 250);
+startOrRetry();

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import shutil
+import ssl
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
@@ -18,7 +23,15 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
-def browser(tmp_path) -> webdriver.Chrome:
+def served_key_pin(address: str, port: int) -> str:
+    """The SPKI pin (base64 SHA-256 of the public key) of the certificate served at `address`:`port`, for
+    Chromium's --ignore-certificate-errors-spki-list: trusted is that key alone, not any certificate."""
+    cert = x509.load_pem_x509_certificate(ssl.get_server_certificate((address, port), timeout=10).encode())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def browser(tmp_path, *, trusted_key_pin: str | None = None) -> webdriver.Chrome:
     if shutil.which(CHROMIUM) is None or shutil.which(CHROMEDRIVER) is None:
         pytest.fail("chromium and chromium-driver are not installed: `make test` installs them (Debian packages)")
     options = webdriver.ChromeOptions()
@@ -27,6 +40,8 @@ def browser(tmp_path) -> webdriver.Chrome:
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=1280,800", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(flag)
+    if trusted_key_pin is not None:  # a panel's self-signed certificate (the flag needs --user-data-dir)
+        options.add_argument(f"--ignore-certificate-errors-spki-list={trusted_key_pin}")
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",  # the booth's touch screen, exactly
                            {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})

@@ -77,12 +77,13 @@ def start_panel_site(tmp: Path, users: UnixUsers, extra: str = "") -> tuple[Proc
     return procs, f"http://127.0.0.1:{port}/"
 
 
-def start_tls_panel_site(tmp: Path, users: UnixUsers, address: str) -> tuple[Processes, str, ssl.SSLContext]:
-    """The panel on a non-loopback `address` over HTTPS, with a certificate made for it; a client context
-    that trusts that certificate alone."""
+def start_tls_panel_site(tmp: Path, users: UnixUsers, address: str,
+                         extra: str = "") -> tuple[Processes, str, ssl.SSLContext]:
+    """The panel on a non-loopback `address` over HTTPS, with a certificate made for it (`extra`: more [panel]
+    keys); a client context that trusts that certificate alone."""
     cert, key = certificate_for(tmp, address)
     port = free_port()
-    tls = f'tls_cert_file = "{cert}"\ntls_key_file = "{key}"\n'
+    tls = f'tls_cert_file = "{cert}"\ntls_key_file = "{key}"\n{extra}'
     procs = Processes(tmp=tmp, site=panel_site_file(tmp, users, port, tls, host=address))
     procs.start_sim()
     procs.start_daemon()

@@ -42,6 +42,7 @@ def test_a_guard_logs_in_commands_and_the_command_is_recorded_with_the_guard(pan
     guard = users.names["operator"]
     answer = client.login(guard, users.passwords[guard])
     assert answer.status == 200 and answer.body["role"] == "operator" and len(answer.body["csrf"]) >= 32
+    assert answer.body["reading_needs_login"] is False  # on loopback anyone on this PC reads
     cookie = answer.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie, cookie
     assert client.request("GET", "/api/session").body["user"] == guard

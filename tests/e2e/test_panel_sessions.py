@@ -50,6 +50,7 @@ def test_an_idle_session_ends_and_its_cookie_and_token_no_longer_act_while_a_use
     procs, url = panel
     busy, idle = logged_in(url, users, "operator"), logged_in(url, users, "technician")
     logged_in_at = time.monotonic()
+    logged_in(url, users, "viewer")  # left alone: nobody sends its cookie again, the panel's sweep ends it
     alive_late = False  # the idle session still answered 2 s after login: it did not end early
 
     def idle_one_ended() -> bool:
@@ -77,6 +78,11 @@ def test_an_idle_session_ends_and_its_cookie_and_token_no_longer_act_while_a_use
     assert time.monotonic() - last_command >= IDLE_S, "ended before its idle time"
     assert busy.command("close", device="gate-1").status == 401
     assert commands_by(procs, users.names["operator"]) == []  # the close was not dispatched (status is not recorded)
+
+    ended = f"session ended: idle for {IDLE_S} s"
+    events = panel_events(procs)
+    for role in ("viewer", "technician", "operator"):  # once each, however often an ended cookie came back
+        assert events.count((users.names[role], ended)) == 1, (role, events)
 
 
 def login_burst(url: str, attempts: list[tuple[str, str]]) -> list[tuple[str, int, dict]]:

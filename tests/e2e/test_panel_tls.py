@@ -61,7 +61,9 @@ def test_off_loopback_reading_needs_a_session(tls_panel, users):
         assert refused.status == 401 and "log in" in refused.body["error"], (path, refused.body)
     viewer = PanelClient(url, tls)
     name = users.names["viewer"]
-    assert viewer.login(name, users.passwords[name]).status == 200
+    login = viewer.login(name, users.passwords[name])
+    assert login.status == 200 and login.body["reading_needs_login"] is True, login.body  # the page stops reading at logout
+    assert viewer.request("GET", "/api/session").body["reading_needs_login"] is True
     status = viewer.request("GET", "/api/status")
     assert status.status == 200 and {d["name"] for d in status.body["devices"]} >= {"gate-1", "bay-exit"}
 

@@ -32,6 +32,34 @@ def test_a_session_unused_for_the_idle_time_is_gone_and_a_command_restarts_the_c
     assert sessions.get(session.token) is None and session.token not in sessions.by_token
 
 
+def test_an_idle_end_is_told_once_per_session_whether_a_sweep_or_a_request_notices_it():
+    clock, ended = FakeClock(), []
+    sessions = Sessions(idle_s=60, clock=clock, on_idle_end=lambda s, idle_for: ended.append((s.user, idle_for)))
+    assert sessions.next_end() is None
+    guard = sessions.open("guard", 1001, 1001)
+    clock.now += 10
+    tech = sessions.open("tech", 1002, 1002)
+    assert sessions.next_end() == guard.last_used + 60
+    clock.now += 49.5
+    sessions.end_idle()
+    assert ended == [] and sessions.get(guard.token) is guard
+    clock.now += 0.5  # guard idle for exactly 60 s: ended by the sweep
+    sessions.touch(tech)
+    sessions.end_idle()
+    sessions.end_idle()
+    assert ended == [("guard", 60.0)] and sessions.get(guard.token) is None and ended == [("guard", 60.0)]
+    assert sessions.next_end() == clock.now + 60
+    clock.now += 75  # no sweep ran: the next request with tech's cookie notices it, and a later sweep does not again
+    assert sessions.get(tech.token) is None
+    sessions.end_idle()
+    assert ended == [("guard", 60.0), ("tech", 75.0)] and sessions.next_end() is None
+    closed = sessions.open("guard", 1001, 1001)
+    assert sessions.close(closed.token) is closed
+    clock.now += 600
+    sessions.end_idle()
+    assert len(ended) == 2, "a session ended by logout is not ended again as idle"
+
+
 def test_sessions_are_distinct_bounded_and_closed_on_logout():
     clock = FakeClock()
     sessions = Sessions(idle_s=600, clock=clock)
