@@ -59,7 +59,7 @@ def panel_jitter(seconds: float, *, readers: int = READERS, slow_pages: int = SL
     """Rows: no page open; the pages at nice 19 (barrierd's own share); the pages at nice 0 (the whole machine's)."""
     with tempfile.TemporaryDirectory(prefix="bench-panel-jitter-") as tmp, UnixUser() as user:
         work = Path(tmp)
-        site, url = panel_site(work / "site.toml", lanes, user.name, poll_ms=POLL_MS)
+        site, url = panel_site(work / "site.toml", lanes, user, poll_ms=POLL_MS)
         ports = [plc["port"] for plc in tomllib.loads(site.read_text())["plc"]]
         with Sim(site, work, scan_ms=SIM_SCAN_MS, write_log=False) as sim, Daemon(site, work) as daemon, \
                 PollCapture(ports) as capture, SimControl(sim.control) as sim_control:

@@ -73,7 +73,7 @@ def panel_push(seconds: float, *, changes: int | None = None) -> list[dict[str, 
     count = changes if changes is not None else max(10, int(CHANGES_PER_SECOND_OF_BENCH * seconds))
     with tempfile.TemporaryDirectory(prefix="bench-panel-push-") as tmp, UnixUser() as user:
         work = Path(tmp)
-        site, url = panel_site(work / "site.toml", 1, user.name, poll_ms=POLL_MS)
+        site, url = panel_site(work / "site.toml", 1, user, poll_ms=POLL_MS)
         with Sim(site, work, scan_ms=SIM_SCAN_MS, write_log=False) as sim, Daemon(site, work) as daemon:
             daemon.wait_all_ok()
             driver = chromium(work / "chromium-profile")
