@@ -74,8 +74,8 @@ async def logged_in(url: str, user: str, password: str) -> aiohttp.ClientSession
 
 
 class Reader:
-    """A page that reads every message; with `keep`, each status message's receive time (time.time()) and the
-    devices' shown states are kept."""
+    """A page that reads every message and answers the panel's pings (as a browser does); with `keep`, each status
+    message's receive time (time.time()) and the devices' shown states are kept."""
 
     def __init__(self, http: aiohttp.ClientSession, *, keep: bool = False) -> None:
         self.http, self.keep = http, keep
@@ -85,7 +85,7 @@ class Reader:
 
     async def follow(self) -> None:
         try:
-            async with self.http.ws_connect("/api/live", autoping=False) as ws:
+            async with self.http.ws_connect("/api/live") as ws:
                 async for message in ws:
                     received = time.time()
                     if message.type is not aiohttp.WSMsgType.TEXT:
@@ -145,7 +145,7 @@ class Flooder:
 
     async def flood(self) -> None:
         try:
-            async with self.http.ws_connect("/api/live", autoping=False) as ws:
+            async with self.http.ws_connect("/api/live") as ws:
                 workers = [asyncio.create_task(self._statuses()) for _ in range(FLOOD_HTTP_WORKERS)]
                 reader = asyncio.create_task(self._drain(ws))
                 try:
