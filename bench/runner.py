@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import audit_store, comms_loss, floor, latency, lockdown_fanout, panel_jitter, panel_push, scale
+from bench import audit_store, comms_loss, fleet_broker, floor, latency, lockdown_fanout, panel_jitter, panel_push, scale
 from bench.rtu_poll import rtu_poll_rate
 
 Rows = list[dict[str, Any]]
@@ -49,6 +49,7 @@ BENCHMARKS: list[Benchmark] = [
     Benchmark("audit_store_writes", audit_store.TITLE, audit_store.audit_store_writes, audit_store.NOTES),
     Benchmark("panel_push", panel_push.TITLE, panel_push.panel_push, panel_push.NOTES),
     Benchmark("panel_jitter", panel_jitter.TITLE, panel_jitter.panel_jitter, panel_jitter.NOTES),
+    Benchmark("fleet_broker", fleet_broker.TITLE, fleet_broker.fleet_broker, fleet_broker.NOTES),
 ]
 
 
