@@ -124,4 +124,6 @@ def cross_reference_problems(site: SiteConfig) -> list[tuple[str, str]]:
                 problems.append((f"interlock[{i}].devices", f'"{name}" is a signal; it cannot be open'))
         if len(set(lock.devices)) != len(lock.devices):
             problems.append((f"interlock[{i}].devices", "names the same device twice"))
+    if site.centre is not None and site.mqtt is None:
+        problems.append(("centre", "the centre's commands come over MQTT: [centre] needs an [mqtt] section"))
     return problems

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -145,6 +148,38 @@ class MqttSection(Strict):
     connect_timeout_s: float = Field(default=5.0, ge=0.5, le=60.0)
 
 
+CENTRE_KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ED25519_PUBLIC_KEY_BYTES = 32
+
+
+class CentreSection(Strict):
+    """Group lockdown from the command centre over MQTT (controller/centre_lockdown.py): off unless opted in."""
+
+    lockdown: bool = False  # act on a signed lockdown from the centre; false: every one is refused and recorded
+    keys: dict[str, str] = Field(default_factory=dict)  # KEY_ID -> base64 of the raw 32-byte Ed25519 public key
+
+    @field_validator("keys")
+    @classmethod
+    def _public_keys(cls, keys: dict[str, str]) -> dict[str, str]:
+        for key_id, text in keys.items():
+            if not CENTRE_KEY_ID.match(key_id):
+                raise ValueError(f"key id {key_id[:70]!r} must be letters, digits, '_', '.', '-' (1..64)")
+            try:
+                raw = base64.b64decode(text.encode("ascii"), validate=True)
+            except (binascii.Error, UnicodeEncodeError):
+                raise ValueError(f"key {key_id}: not base64 (`barrier-centre keygen` prints the line)") from None
+            if len(raw) != ED25519_PUBLIC_KEY_BYTES:
+                raise ValueError(f"key {key_id}: {len(raw)} bytes; an Ed25519 public key is "
+                                 f"{ED25519_PUBLIC_KEY_BYTES} (`barrier-centre keygen` prints the line)")
+        return keys
+
+    @model_validator(mode="after")
+    def _keys_when_opted_in(self) -> CentreSection:
+        if self.lockdown and not self.keys:
+            raise ValueError("lockdown = true needs at least one key in [centre.keys]")
+        return self
+
+
 class PanelSection(Strict):
     """The guard's panel for a browser (controller/panel.py): loopback unless given TLS files."""
 
@@ -232,6 +267,7 @@ class SiteConfig(Strict):
     access: AccessSection = AccessSection()
     mqtt: MqttSection | None = None
     panel: PanelSection | None = None
+    centre: CentreSection | None = None
     condition: ConditionSection = ConditionSection()
 
     def service_cycles(self, device: DeviceSection) -> int | None:

@@ -26,6 +26,7 @@ from controller.systemd import Notifier
 from hal import event_loop
 
 if TYPE_CHECKING:
+    from controller.centre_lockdown import CentreLockdown
     from controller.mqtt_publish import MqttPublisher
     from controller.panel import Panel
 
@@ -75,6 +76,7 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
     log.info("barrierd_ready", site=cfg.site.name, socket=str(socket_path), state_dir=str(state_dir),
              plcs=len(cfg.plc), devices=len(cfg.device))
     publisher = _start_publisher(cfg, site) if cfg.mqtt is not None else None
+    centre = _start_centre(cfg, site) if cfg.centre is not None else None
     panel = await _start_panel(cfg, site) if cfg.panel is not None else None
     systemd = Notifier()
     systemd.notify(READY=1, STATUS=f"supervising {len(cfg.device)} devices on {len(cfg.plc)} PLCs")
@@ -90,6 +92,8 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
         await control.stop()
         if panel is not None:
             await panel.stop()
+        if centre is not None:
+            await centre.stop()
         if publisher is not None:
             await publisher.stop()  # every device published unknown, the site offline
         await site.stop()
@@ -109,6 +113,17 @@ def _start_publisher(cfg: SiteConfig, site: Site) -> MqttPublisher:
     site.status_extras["mqtt"] = publisher.as_dict
     publisher.start()
     return publisher
+
+
+def _start_centre(cfg: SiteConfig, site: Site) -> CentreLockdown:
+    """The centre's group lockdown, on its own connection to the [mqtt] broker (the loader requires one)."""
+    from controller.centre_lockdown import CentreLockdown
+
+    assert cfg.centre is not None and cfg.mqtt is not None
+    centre = CentreLockdown(cfg.centre, cfg.mqtt, site, build_registry())
+    site.status_extras["centre"] = centre.as_dict
+    centre.start()
+    return centre
 
 
 async def _start_panel(cfg: SiteConfig, site: Site) -> Panel | None:

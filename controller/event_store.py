@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS modes (  -- what must survive a restart: lane modes, 
     reason  TEXT NOT NULL,
     since   REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS centre_seen (  -- ids of the centre's commands received, kept until they expire
+    id         TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
 """
 
 
@@ -272,6 +276,19 @@ class EventStore:
         """scope -> (mode, by, reason, since) as saved before the last stop."""
         rows = self.storage.read("SELECT scope, mode, by, reason, since FROM modes")
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def save_centre_id(self, command_id: str, expires_at: float) -> None:
+        """Remember a centre command's id until it expires (a replay is refused); never waits for the disk."""
+        row = (_text(command_id), float(expires_at))
+        self.storage.write(lambda db: db.execute(
+            "INSERT OR IGNORE INTO centre_seen (id, expires_at) VALUES (?, ?)", row),
+            {"table": "centre_seen", "id": row[0]}, essential=True)
+
+    def load_centre_ids(self, now: float) -> set[str]:
+        """The centre command ids not yet expired at `now`; the expired ones are deleted."""
+        self.storage.write(lambda db: db.execute("DELETE FROM centre_seen WHERE expires_at < ?", (now,)),
+                           {"table": "centre_seen", "pruned_before": now})
+        return {r[0] for r in self.storage.read("SELECT id FROM centre_seen WHERE expires_at >= ?", (now,))}
 
     def recent_events(self, limit: int = 50, after_id: int = 0) -> list[dict]:
         rows = self.storage.read(

@@ -1,6 +1,6 @@
 """Publication of the site's state and events to an MQTT broker, for a command centre watching many crossings.
 
-Read only: nothing received over MQTT is acted on. Topics under the site's prefix (default
+Read only: the publisher acts on nothing it receives (the centre's signed lockdown is centre_lockdown.py's). Topics under the site's prefix (default
 `barrier-supervisor/SITE`):
 - `status`: retained {"online": true, ...}; the broker publishes {"online": false} (the last will)
   if barrierd vanishes, and barrierd publishes it itself when it stops;

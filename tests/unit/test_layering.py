@@ -13,8 +13,8 @@ import pytest
 from tests.support import REPO
 
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
-PACKAGES = ("hal", "config", "controller", "sim_plc", "tests")
-CONTRACTS = 6
+PACKAGES = ("hal", "config", "controller", "sim_plc", "centre", "tests")
+CONTRACTS = 7
 
 # contract id → (module that gains the import, the import it gains)
 FORBIDDEN_IMPORTS = {
@@ -23,6 +23,7 @@ FORBIDDEN_IMPORTS = {
     "sim-and-controller-apart": ("controller/actions.py", "sim_plc.plant"),
     "adapters-above-core": ("controller/lanes.py", "controller.panel"),
     "test-tiers-apart": ("tests/unit/test_lanes.py", "tests.e2e.harness"),
+    "centre-protocol-standalone": ("centre/protocol.py", "config.schema"),
     "controller-acyclic": ("controller/interlocks.py", "controller.site"),  # site -> actions -> interlocks
 }
 

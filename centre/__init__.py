@@ -1,0 +1,1 @@
+"""The command centre: watches many crossings and orders group lockdowns (signed, see protocol.py)."""
