@@ -2,7 +2,7 @@
 
 Read only: nothing received over MQTT is acted on. Topics under the site's prefix (default
 `barrier-supervisor/SITE`):
-- `status`: retained {"online": true, ...}; the broker publishes {"online": false} (the last will)
+- `status`: retained {"online": true, "refresh_s": ..., ...}; the broker publishes {"online": false} (the last will)
   if barrierd vanishes, and barrierd publishes it itself when it stops;
 - `device/NAME`, `lane/NAME`, `plc/NAME`, `lockdown`, `alarms`: retained JSON, republished whenever an
   event concerns them and every `refresh_s`. Each expires at the broker after 3 × refresh_s (MQTT 5
@@ -144,7 +144,8 @@ class MqttPublisher:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """The status, then everything every refresh_s (however busy the site) and each event as it comes."""
-        await self._send(client, "status", {"online": True, "since": time.time(), "site": self.site.cfg.site.name})
+        await self._send(client, "status", {"online": True, "since": time.time(), "site": self.site.cfg.site.name,
+                                            "refresh_s": self.cfg.refresh_s})
         loop = asyncio.get_running_loop()
         while True:
             await self._snapshot(client)

@@ -94,6 +94,8 @@ async def test_a_clean_stop_publishes_every_state_unknown_and_the_site_offline(s
     assert client.last("lane/lane-1")["mode"] == "unknown" and client.last("plc/plc-bay")["comms"] == "unknown"
     assert client.last("lockdown")["active"] is None and client.last("alarms") is None
     assert client.last("status")["online"] is False
+    online = [payload for _, name, payload, _ in client.published if name == "status"][0]
+    assert online["online"] is True and online["refresh_s"] == 10.0, "a watcher learns how often to expect news"
 
 
 async def test_stop_returns_and_does_not_reconnect_when_the_disconnect_fails(site, monkeypatch):

@@ -1,0 +1,1 @@
+"""The command centre: many crossings watched through their MQTT publication (barrier-centre)."""
