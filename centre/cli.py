@@ -9,9 +9,11 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 from collections.abc import Callable
 
+import structlog
 from rich.console import Console
 from rich.live import Live
 
@@ -85,6 +87,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    quiet = args.command in ("status", "watch")  # their stdout is the picture: only warnings, on stderr
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+                        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING if quiet else logging.INFO))
     try:
         return args.func(args)
     except ValueError as exc:  # a bad --broker or --listen: said plainly

@@ -8,7 +8,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from config.schema import NAME
 from hal.kinds import KINDS
 
 MAX_PAYLOAD_BYTES = 64 * 1024  # a site's whole alarm list fits many times over
@@ -20,6 +19,7 @@ DEVICE_STATES = frozenset({"unknown", "open", "closed", "opening", "closing", "s
 LANE_MODES = frozenset({"unknown", "open", "securing", "secured", "opening", "mixed", "lockdown", "maintenance",
                         "fault"})
 PLC_COMMS = frozenset({"unknown", "ok", "lost", "stale", "invalid"})
+NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # a site file's names (config.schema.NAME; not imported: pydantic is slow to load)
 NAME_RE = re.compile(NAME)
 
 

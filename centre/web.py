@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import ssl
 from pathlib import Path
@@ -20,7 +21,6 @@ from aiohttp import web
 
 from centre.fleet import Fleet
 from centre.listen import Listener
-from config.schema import is_loopback
 
 log = structlog.get_logger("centre.web")
 STATIC = Path(__file__).parent / "static"
@@ -35,6 +35,14 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+def is_loopback(host: str) -> bool:
+    """As config.schema.is_loopback (the site panel's rule)."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_listen(host: str, tls_cert: str | None, tls_key: str | None) -> None:

@@ -57,24 +57,24 @@ class Processes:
         self.logs.append(log)
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
-    def start_sim(self) -> None:
+    def start_sim(self, timeout_s: float = 15) -> None:
         self.sim = self._spawn(
             [str(BIN / "sim-plc"), "--config", str(self.site), "--write-log", str(self.write_log),
              "--control", str(self.sim_control)],
             "sim-plc.log",
         )
         wait_until(lambda: "sim_plc_ready" in (self.tmp / "sim-plc.log").read_text() or self.sim.poll() is not None,
-                   15, "sim-plc ready")
+                   timeout_s, "sim-plc ready")
         assert self.sim.poll() is None, (self.tmp / "sim-plc.log").read_text()
 
-    def start_daemon(self) -> None:
+    def start_daemon(self, timeout_s: float = 15) -> None:
         self.daemon_starts += 1
         self.daemon = self._spawn(
             [*self.run_daemon_as, str(BIN / "barrierd"), "--config", str(self.site), "--socket", str(self.socket),
              "--state-dir", str(self.tmp / "state")],
             f"barrierd-{self.daemon_starts}.log",
         )
-        wait_until(lambda: self.ctl("status")[0] == 0 or self.daemon.poll() is not None, 15, "barrierd answers")
+        wait_until(lambda: self.ctl("status")[0] == 0 or self.daemon.poll() is not None, timeout_s, "barrierd answers")
         assert self.daemon.poll() is None, self.daemon_log()
 
     def daemon_log(self) -> str:
