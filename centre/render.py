@@ -52,8 +52,9 @@ def stamp(ts: object) -> str:
 
 def site_title(site: dict) -> Text:
     title = Text()
-    title.append(plain(site.get("site") or "(no name)"), style="bold")
-    title.append(f"  {plain(site['prefix'])}  ", style="dim")
+    if site.get("site"):
+        title.append(plain(site["site"]) + "  ", style="bold")
+    title.append(f"{plain(site['prefix'])}  ", style="dim")
     title.append(plain(site["state"].upper()), style=SITE_STYLE.get(site["state"], ""))
     if site["state"] == "offline" and site.get("reason"):
         title.append(f" ({plain(site['reason'])})", style="red")
@@ -120,9 +121,10 @@ def lane_row(lane: dict) -> Text:
     row.append(f"{plain(lane['name']):<12}", style="bold")
     row.append(f"{plain(lane['mode']):<12}", style=MODE_STYLE.get(lane["mode"], ""))
     row.append("→ ", style="dim")
-    for device in lane["devices"]:
+    for i, device in enumerate(lane["devices"]):
+        if i:
+            row.append(" ═ ", style="dim")
         row.append_text(device_box(device))
-        row.append(" ═ ", style="dim")
     return row
 
 

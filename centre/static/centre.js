@@ -49,7 +49,7 @@ function siteCard(site) {
   card.dataset.prefix = site.prefix;
   card.dataset.state = site.state;
   const title = el("h2");
-  title.append(el("span", "sname", site.site || "(no name)"), el("span", "prefix", site.prefix),
+  title.append(el("span", "sname", site.site || ""), el("span", "prefix", site.prefix),
                el("span", `badge ${site.state}`, site.state.toUpperCase()));
   if (site.state === "offline" && site.reason) title.append(el("span", "reason", site.reason));
   if (site.lockdown.state === "on") title.append(el("span", "badge lockdown", "LOCKDOWN"));
