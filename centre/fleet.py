@@ -83,6 +83,8 @@ class Fleet:
         if heard.problem is not None:
             self._reject(feed, f"{topic[len(where.prefix) + 1:][:80]}: {heard.problem}")
         if where.part == "status":
+            if _new_session(feed.status, heard):  # what the site said before it went away is not vouched for
+                feed.parts.clear()
             feed.status = heard
         else:
             feed.parts[key] = heard
@@ -124,6 +126,13 @@ class Fleet:
         """Whether every site seen has said whether it is online and, if it is, its lanes have all their devices."""
         return bool(self.sites) and all(SitePicture(feed, self.clock(), self.fallback_max_age_s).complete()
                                         for feed in self.sites.values())
+
+
+def _new_session(before: Heard | None, now: Heard) -> bool:
+    """Whether a status starts a new barrierd session: online after offline, or online since another time."""
+    if before is None or before.problem is not None or now.problem is not None or not now.value["online"]:
+        return False
+    return before.value["online"] is False or before.value["since"] != now.value["since"]
 
 
 def _expiry(expiry_s: float | None) -> float | None:

@@ -128,6 +128,23 @@ def test_a_site_back_online_shows_values_again_once_republished(fleet, clock):
     assert devices_of(site_of(fleet, "border/north"))["gate-1"]["state"] == "open"
 
 
+def test_a_new_session_forgets_what_the_site_said_before_it_went_away(fleet, clock):
+    publish_site(fleet, "border/north", gate="open", expiry_s=60)
+    send(fleet, "border/north/status", {"online": False, "reason": "connection lost"}, None)
+    clock.now += 0.5  # barrierd is back at once: its old retained gate-1 has not expired, nor its refresh window
+    send(fleet, "border/north/status", {"online": True, "site": "north", "refresh_s": 2.0, "since": 1.8e9}, None)
+    site = site_of(fleet, "border/north")
+    assert site["state"] == "online" and "open" not in json.dumps(site)
+    send(fleet, "border/north/device/gate-1", {"name": "gate-1", "kind": "folding_gate", "state": "closed"})
+    assert devices_of(site_of(fleet, "border/north"))["gate-1"]["state"] == "closed"
+
+
+def test_a_restart_unseen_by_the_will_is_a_new_session_too(fleet):
+    publish_site(fleet, "border/north", gate="open")
+    send(fleet, "border/north/status", {"online": True, "site": "north", "refresh_s": 2.0, "since": 1.8e9}, None)
+    assert site_of(fleet, "border/north")["lanes"] == [] and not fleet.complete()
+
+
 def test_a_lockdown_and_alarms_are_shown_with_who_and_why(fleet):
     publish_site(fleet, "border/north")
     send(fleet, "border/north/lockdown", {"by": "guard", "reason": "vehicle fled", "since": 1.7e9, "persisted": True})
