@@ -10,6 +10,7 @@ what barrierd publishes is `unreadable` — never its last value as if it were s
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class SiteFeed:
     prefix: str
     status: Heard | None = None
     parts: dict[tuple[str, str | None], Heard] = field(default_factory=dict)
+    name: str | None = None  # the site's name from its last status naming it (an identity, not a state)
     rejected: int = 0
     last_problem: str | None = None
 
@@ -64,7 +66,7 @@ class Fleet:
         self.received += 1
         where = topics.address(topic)
         feed = self._feed(where) if where is not None else None
-        if feed is None or where is None:
+        if where is None or feed is None:
             self.ignored += 1
             return False
         if where.name is not None and not topics.NAME_RE.match(where.name):
@@ -86,6 +88,7 @@ class Fleet:
             if _new_session(feed.status, heard):  # what the site said before it went away is not vouched for
                 feed.parts.clear()
             feed.status = heard
+            feed.name = (heard.value or {}).get("site") or feed.name
         else:
             feed.parts[key] = heard
         return True
@@ -136,7 +139,7 @@ def _new_session(before: Heard | None, now: Heard) -> bool:
 
 
 def _expiry(expiry_s: float | None) -> float | None:
-    if expiry_s is None or isinstance(expiry_s, bool) or not isinstance(expiry_s, int | float) or expiry_s < 0:
+    if isinstance(expiry_s, bool) or not isinstance(expiry_s, int | float) or not 0 <= expiry_s < math.inf:
         return None
     return float(expiry_s)
 
@@ -234,7 +237,7 @@ class SitePicture:
         in_lanes = {d["name"] for lane in lanes for d in lane["devices"]}
         status = self.status or {}
         return {
-            "prefix": self.feed.prefix, "site": status.get("site"), "state": self.state(),
+            "prefix": self.feed.prefix, "site": self.feed.name, "state": self.state(),
             "reason": status.get("reason"), "since": status.get("since"), "refresh_s": self.refresh_s,
             "lockdown": self.lockdown(), "alarms": self.alarms(), "lanes": lanes,
             "others": [self.device(name) for name in self.names("device") if name not in in_lanes],

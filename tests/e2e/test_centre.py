@@ -117,36 +117,22 @@ def test_an_unreachable_broker_is_a_clear_error(tmp_path):
     assert f"broker 127.0.0.1:{port} not reachable" in proc.stderr
 
 
-def test_the_web_page_shows_the_three_sites_live(fleet, tmp_path):
+@pytest.fixture(scope="module")
+def web_page(fleet, tmp_path_factory):
+    """`barrier-centre web` on the three crossings' broker, open in headless Chromium (screenshots in its folder)."""
     broker, _ = fleet
+    tmp = tmp_path_factory.mktemp("centre-web")
     port = free_port()
-    log = (tmp_path / "centre-web.log").open("w")
+    log_path = tmp / "centre-web.log"
+    log = log_path.open("w")
     web = subprocess.Popen([str(BIN / "barrier-centre"), "web", "--listen", f"127.0.0.1:{port}", "--broker",
                             f"127.0.0.1:{broker.port}", "--prefix", FILTER], stdout=log, stderr=subprocess.STDOUT)
-    driver = browser(tmp_path)
+    driver = browser(tmp)
     try:
-        wait_until(lambda: "barrier-centre web:" in (tmp_path / "centre-web.log").read_text() or web.poll() is not None,
-                   30, "the web page served")
-        assert web.poll() is None, (tmp_path / "centre-web.log").read_text()
+        wait_until(lambda: "barrier-centre web:" in log_path.read_text() or web.poll() is not None, 30, "page served")
+        assert web.poll() is None, log_path.read_text()
         driver.get(f"http://127.0.0.1:{port}/")
-
-        def shown() -> dict[str, str]:
-            cards = driver.execute_script(
-                "return [...document.querySelectorAll('.site')].map(c => [c.dataset.prefix, c.dataset.state]);")
-            return dict(cards)
-
-        wait_until(lambda: shown() == {f"border/{name}": "online" for name in SITES}, 30, "three sites online")
-        wait_until(lambda: len(driver.find_elements(By.CSS_SELECTOR, ".site .device")) == 3 * 8, 15, "24 devices")
-        order = driver.execute_script(
-            "return [...document.querySelectorAll('.site[data-prefix=\"border/east\"] .lane[data-lane=\"lane-1\"] "
-            ".device')].map(d => d.dataset.device);")
-        assert order == LANES["lane-1"]
-        blocker = driver.execute_script(  # read in one go: the page redraws every second
-            "return document.querySelector('.site[data-prefix=\"border/east\"] .device[data-device=\"blocker-1\"]')"
-            ".textContent;")
-        assert "raised" in blocker
-        assert not driver.find_elements(By.CSS_SELECTOR, "button, form, input"), "the page is read only"
-        Screens(driver, tmp_path).take("three-sites")
+        yield driver, Screens(driver, tmp)
     finally:
         driver.quit()
         web.terminate()
@@ -154,8 +140,37 @@ def test_the_web_page_shows_the_three_sites_live(fleet, tmp_path):
         log.close()
 
 
-def test_a_killed_barrierd_is_shown_offline_and_its_devices_not_as_they_were(fleet):
+def shown_sites(driver) -> dict[str, str]:
+    return dict(driver.execute_script(
+        "return [...document.querySelectorAll('.site')].map(c => [c.dataset.prefix, c.dataset.state]);"))
+
+
+def shown_devices(driver, prefix: str) -> dict[str, str]:
+    return dict(driver.execute_script(  # read in one go: the page redraws every second
+        "return [...document.querySelectorAll(`.site[data-prefix='${arguments[0]}'] .device`)]"
+        ".map(d => [d.dataset.device, d.dataset.state]);", prefix))
+
+
+def test_the_web_page_shows_the_three_sites_live(web_page):
+    driver, screens = web_page
+    wait_until(lambda: shown_sites(driver) == {f"border/{name}": "online" for name in SITES}, 30, "three sites online")
+    wait_until(lambda: len(driver.find_elements(By.CSS_SELECTOR, ".site .device")) == 3 * 8, 15, "24 devices")
+    order = driver.execute_script(
+        "return [...document.querySelectorAll('.site[data-prefix=\"border/east\"] .lane[data-lane=\"lane-1\"] "
+        ".device')].map(d => d.dataset.device);")
+    assert order == LANES["lane-1"]
+    blocker = driver.execute_script(
+        "return document.querySelector('.site[data-prefix=\"border/east\"] .device[data-device=\"blocker-1\"]')"
+        ".textContent;")
+    assert "raised" in blocker and shown_devices(driver, "border/east")["gate-1"] == "closed"
+    assert not driver.find_elements(By.CSS_SELECTOR, "button, form, input"), "the page is read only"
+    screens.take("three-sites")
+
+
+def test_a_killed_barrierd_is_shown_offline_and_its_devices_not_as_they_were(fleet, web_page):
     broker, sites = fleet
+    driver, screens = web_page
+    wait_until(lambda: shown_sites(driver).get("border/north") == "online", 30, "north online on the page")
     north = sites["north"]
     north.daemon.send_signal(signal.SIGKILL)  # no goodbye: only the broker's last will says it
     killed_at = time.monotonic()
@@ -168,8 +183,13 @@ def test_a_killed_barrierd_is_shown_offline_and_its_devices_not_as_they_were(fle
 
     picture = wait_until(north_offline, 30, "north offline in the centre's status", step_s=0.2)
     print(f"SIGKILL to offline in `barrier-centre status`: {time.monotonic() - killed_at:.1f} s")
+    wait_until(lambda: shown_sites(driver).get("border/north") == "offline", 10, "north offline on the page")
+    print(f"SIGKILL to offline on the web page: {time.monotonic() - killed_at:.1f} s")
+    assert set(shown_devices(driver, "border/north").values()) == {"offline"}
+    assert set(shown_devices(driver, "border/east").values()) <= {"closed", "red"}
+    screens.take("north-offline")
     north_seen = by_site(picture)["north"]
-    assert north_seen["reason"] == "connection lost"
+    assert north_seen["reason"] == "connection lost" and north_seen["site"] == "north"
     assert set(device_states(north_seen).values()) <= {"offline"} and len(device_states(north_seen)) == 8
     assert north_seen["lockdown"]["state"] == "offline" and north_seen["alarms"]["state"] == "offline"
     assert "closed" not in json.dumps(north_seen) and "raised" not in json.dumps(north_seen)

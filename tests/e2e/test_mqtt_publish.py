@@ -80,6 +80,7 @@ def test_state_and_events_reach_the_broker_and_a_killed_daemon_is_seen_offline(c
         procs.daemon.wait(timeout=10)
         wait_until(lambda: (watcher.latest("status") or {}).get("online") is False, 10, "offline by the last will")
         assert watcher.latest("status")["reason"] == "connection lost"
+        assert watcher.latest("status")["site"] == "demo-crossing", "the last will names the site"
     finally:
         watcher.close()
 

@@ -107,12 +107,19 @@ def test_without_refresh_period_or_expiry_the_fallback_age_decides(fleet, clock)
     assert devices_of(site_of(fleet, "old/site"))["gate-1"]["state"] == "stale"
 
 
+@pytest.mark.parametrize("expiry", [float("inf"), float("nan"), -1, True])
+def test_an_expiry_that_is_no_duration_is_ignored(fleet, clock, expiry):
+    publish_site(fleet, "old/site", refresh_s=None, expiry_s=expiry)
+    clock.now += fleet_module.FALLBACK_MAX_AGE_S + 1
+    assert devices_of(site_of(fleet, "old/site"))["gate-1"]["state"] == "stale"
+
+
 def test_the_last_will_shows_the_site_offline_and_nothing_of_it_as_current(fleet):
     publish_site(fleet, "border/north")
     publish_site(fleet, "border/south", name="south")
     send(fleet, "border/north/status", {"online": False, "reason": "connection lost"}, None)
     north, south = site_of(fleet, "border/north"), site_of(fleet, "border/south")
-    assert north["state"] == "offline" and north["reason"] == "connection lost"
+    assert north["state"] == "offline" and north["reason"] == "connection lost" and north["site"] == "north"
     assert {d["state"] for d in devices_of(north).values()} == {"offline"}
     assert north["lanes"][0]["mode"] == "offline" and north["lockdown"]["state"] == "offline"
     assert north["alarms"] == {"state": "offline", "list": None} and north["plcs"][0]["comms"] == "offline"
