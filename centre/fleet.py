@@ -1,4 +1,4 @@
-"""The fleet's picture from the sites' MQTT topics: per site online or not, lanes, devices, alarms, lockdown, and what is stale.
+"""The fleet's picture from the sites' MQTT topics: per site online or not, lanes, devices, alarms, lockdown, staleness.
 
 Pure logic on an injectable clock: `Fleet.receive` is given every message (topic, payload, its remaining MQTT
 message expiry) and `Fleet.picture` says what is known now. A value is shown only while it is current: until
@@ -104,9 +104,9 @@ class Fleet:
         try:
             body = topics.decode(payload)
             if where.name is not None:
-                value = topics.READERS[where.part](body, where.name)
+                value = topics.ITEM_READERS[where.part](body, where.name)
             else:
-                value = {"status": topics.status, "lockdown": topics.lockdown, "alarms": topics.alarms}[where.part](body)
+                value = topics.SITE_READERS[where.part](body)
         except Unreadable as exc:
             return Heard(None, now, expiry_s, problem=str(exc))
         return Heard(value, now, expiry_s)

@@ -1,4 +1,4 @@
-"""The centre's MQTT subscription (aiomqtt): the sites' topic filter, every message handed to the Fleet with its expiry."""
+"""The centre's MQTT subscription (aiomqtt): the sites' topic filter, each message given to the Fleet with its expiry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The fleet's picture for a terminal (rich): the status table and the live view of sites with their lanes drawn as lanes.
+"""The fleet's picture for a terminal (rich): the status table, and the live view with each site's lanes drawn as lanes.
 
 Every cell is a rich `Text`, never markup: names and reasons from the sites are shown as sent, control characters
 as escapes. What is not current (`stale`, `unheard`, `unreadable`) is grey and hatched, an offline site red.

@@ -1,4 +1,4 @@
-"""What a site publishes under its MQTT prefix (controller/mqtt_publish.py), read defensively: topic and payload checked."""
+"""What a site publishes under its MQTT prefix (controller/mqtt_publish.py), read defensively: topics and payloads."""
 
 from __future__ import annotations
 
@@ -165,4 +165,5 @@ def status(body: Any) -> dict:
             "refresh_s": refresh if refresh and refresh <= 3600 else None}
 
 
-READERS = {"device": device, "lane": lane, "plc": plc}
+ITEM_READERS = {"device": device, "lane": lane, "plc": plc}
+SITE_READERS = {"status": status, "lockdown": lockdown, "alarms": alarms}

@@ -2,8 +2,8 @@
 
 Read only: nothing received over MQTT is acted on. Topics under the site's prefix (default
 `barrier-supervisor/SITE`):
-- `status`: retained {"online": true, "refresh_s": ..., ...}; the broker publishes {"online": false, "site": ...} (the last will)
-  if barrierd vanishes, and barrierd publishes it itself when it stops;
+- `status`: retained {"online": true, "refresh_s": ..., ...}; the broker publishes {"online": false, "site": ...}
+  (the last will) if barrierd vanishes, and barrierd publishes it itself when it stops;
 - `device/NAME`, `lane/NAME`, `plc/NAME`, `lockdown`, `alarms`: retained JSON, republished whenever an
   event concerns them and every `refresh_s`. Each expires at the broker after 3 × refresh_s (MQTT 5
   message expiry), so a state nobody refreshes any more is never shown as still true; on a clean

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import subprocess
 import time
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.e2e
 SITES = ("north", "south", "east")
 FILTER = "border/#"
 REFRESH_S = 2.0
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 LANES = {"lane-1": ["signal-1", "blocker-1", "gate-1"], "lane-2": ["signal-2", "blocker-2", "gate-2"]}
 
 
@@ -107,6 +110,28 @@ def test_status_names_every_site_lane_and_device_with_its_state(fleet):
         assert blocker["display"] == "raised" and blocker["current"] is True
     assert by_site(picture)["south"]["lanes"][0]["mode"] == "mixed"
     assert by_site(picture)["north"]["lanes"][0]["mode"] == "secured"
+
+
+def test_watch_draws_every_site_with_its_lanes(fleet, tmp_path):
+    broker, _ = fleet
+    out = tmp_path / "watch.out"
+    with out.open("w") as sink:
+        watch = subprocess.Popen([str(BIN / "barrier-centre"), "watch", "--broker", f"127.0.0.1:{broker.port}",
+                                  "--prefix", FILTER], stdout=sink, stderr=subprocess.STDOUT,
+                                 env={**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "160"})
+        try:
+            def last_frame() -> str:
+                text = ANSI.sub("", out.read_text(errors="replace"))  # the terminal's escapes, not the drawing
+                return text.rsplit("barrier-centre  ", 1)[-1]
+
+            frame = wait_until(lambda: (f := last_frame()).count("ONLINE") == 3 and "lane-2" in f and f, 30,
+                               "three sites drawn online")
+            for name in SITES:
+                assert f"{name}  border/{name}" in frame
+            assert "[signal-1 red] ═ [blocker-1 raised] ═ [gate-1 closed]" in frame
+        finally:
+            watch.send_signal(signal.SIGINT)
+            assert watch.wait(timeout=15) == 0
 
 
 def test_an_unreachable_broker_is_a_clear_error(tmp_path):
