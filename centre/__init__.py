@@ -1,1 +1,2 @@
-"""The command centre: watches many crossings and orders group lockdowns (signed, see protocol.py)."""
+"""The command centre (barrier-centre): many crossings watched through their MQTT publication, and
+group lockdowns ordered, signed (protocol.py)."""

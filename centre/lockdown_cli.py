@@ -25,7 +25,7 @@ def add_lockdown_commands(subparsers: argparse._SubParsersAction) -> None:
                                                "a site adds under [centre.keys].")
     keygen.add_argument("--out", required=True, type=Path, help="private key file to create (never overwritten)")
     keygen.add_argument("--key-id", default=None, help="the key's name at the sites (default: from its hash)")
-    keygen.set_defaults(run=run_keygen)
+    keygen.set_defaults(func=run_keygen)
 
     lockdown = subparsers.add_parser(
         "lockdown", help="lock down every lane of several sites at once (signed)",
@@ -46,7 +46,7 @@ def add_lockdown_commands(subparsers: argparse._SubParsersAction) -> None:
                           help="a site's topic prefix ([mqtt] topic_prefix there); repeat per site")
     lockdown.add_argument("--ttl", type=float, default=30.0, help=f"seconds the command is valid (≤ {protocol.MAX_WINDOW_S:.0f})")
     lockdown.add_argument("--wait", type=float, default=REPLY_WAIT_S, help="seconds to wait for the replies")
-    lockdown.set_defaults(run=run_lockdown)
+    lockdown.set_defaults(func=run_lockdown)
 
 
 def run_keygen(args: argparse.Namespace) -> int:
@@ -104,15 +104,3 @@ def _targets(args: argparse.Namespace) -> dict[str, str]:
     if unknown:
         raise ValueError(f"no --prefix-of for {', '.join(unknown)}")
     return {s: prefixes[s] for s in names}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """A stand-alone entry until barrier-centre's own registry takes these commands."""
-    parser = argparse.ArgumentParser(prog="barrier-centre", description="The command centre's group lockdown.")
-    add_lockdown_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,8 +2,8 @@
 
 Read only: the publisher acts on nothing it receives (the centre's signed lockdown is centre_lockdown.py's). Topics under the site's prefix (default
 `barrier-supervisor/SITE`):
-- `status`: retained {"online": true, ...}; the broker publishes {"online": false} (the last will)
-  if barrierd vanishes, and barrierd publishes it itself when it stops;
+- `status`: retained {"online": true, "refresh_s": ..., ...}; the broker publishes {"online": false, "site": ...}
+  (the last will) if barrierd vanishes, and barrierd publishes it itself when it stops;
 - `device/NAME`, `lane/NAME`, `plc/NAME`, `lockdown`, `alarms`: retained JSON, republished whenever an
   event concerns them and every `refresh_s`. Each expires at the broker after 3 × refresh_s (MQTT 5
   message expiry), so a state nobody refreshes any more is never shown as still true; on a clean
@@ -131,8 +131,8 @@ class MqttPublisher:
     def _new_client(self) -> aiomqtt.Client:
         password = Path(self.cfg.password_file).read_text().strip() if self.cfg.password_file else None
         tls = ssl.create_default_context(cafile=str(self.cfg.tls_ca_file)) if self.cfg.tls_ca_file else None
-        will = aiomqtt.Will(self._topic("status"), json.dumps({"online": False, "reason": "connection lost"}),
-                            qos=1, retain=True)
+        will = aiomqtt.Will(self._topic("status"), json.dumps({"online": False, "reason": "connection lost",
+                                                               "site": self.site.cfg.site.name}), qos=1, retain=True)
         return aiomqtt.Client(
             self.cfg.host, self.cfg.port, username=self.cfg.username, password=password,
             identifier=self.cfg.client_id or f"barrierd-{self.site.cfg.site.name}",
@@ -144,7 +144,8 @@ class MqttPublisher:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """The status, then everything every refresh_s (however busy the site) and each event as it comes."""
-        await self._send(client, "status", {"online": True, "since": time.time(), "site": self.site.cfg.site.name})
+        await self._send(client, "status", {"online": True, "since": time.time(), "site": self.site.cfg.site.name,
+                                            "refresh_s": self.cfg.refresh_s})
         loop = asyncio.get_running_loop()
         while True:
             await self._snapshot(client)
@@ -192,7 +193,8 @@ class MqttPublisher:
                     await self._send(client, f"plc/{name}", {"name": name, "comms": "unknown", "reason": why})
                 await self._send(client, "lockdown", {"active": None, "reason": why})
                 await self._send(client, "alarms", None)  # no list rather than an old one
-                await self._send(client, "status", {"online": False, "reason": why, "at": time.time()})
+                await self._send(client, "status", {"online": False, "reason": why, "at": time.time(),
+                                                    "site": self.site.cfg.site.name})
 
     async def _send(self, client: aiomqtt.Client, topic: str, payload: object, *, retain: bool = True) -> None:
         properties = None

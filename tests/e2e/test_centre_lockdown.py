@@ -33,7 +33,7 @@ def prefix(site: str) -> str:
 
 
 def centre_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "centre.lockdown_cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "centre", *args], capture_output=True, text=True,
                           timeout=90)
 
 

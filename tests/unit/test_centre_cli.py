@@ -5,7 +5,8 @@ from __future__ import annotations
 import stat
 
 from centre import protocol
-from centre.lockdown_cli import EXIT_USAGE, main
+from centre.cli import main
+from centre.lockdown_cli import EXIT_USAGE
 
 
 def test_keygen_writes_a_0600_key_prints_the_site_line_and_never_overwrites(tmp_path, capsys):

@@ -14,13 +14,14 @@ from tests.support import REPO
 
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 PACKAGES = ("hal", "config", "controller", "sim_plc", "centre", "tests")
-CONTRACTS = 7
+CONTRACTS = 8
 
 # contract id → (module that gains the import, the import it gains)
 FORBIDDEN_IMPORTS = {
     "hal-below-everything": ("hal/bus.py", "controller.site"),
     "config-below-controller-and-sim": ("config/loader.py", "sim_plc.plant"),
     "sim-and-controller-apart": ("controller/actions.py", "sim_plc.plant"),
+    "centre-apart-from-the-site": ("centre/fleet.py", "controller.site"),
     "adapters-above-core": ("controller/lanes.py", "controller.panel"),
     "test-tiers-apart": ("tests/unit/test_lanes.py", "tests.e2e.harness"),
     "centre-protocol-standalone": ("centre/protocol.py", "config.schema"),

@@ -93,7 +93,9 @@ async def test_a_clean_stop_publishes_every_state_unknown_and_the_site_offline(s
     assert client.last("device/gate-1") == {"name": "gate-1", "state": "unknown", "reason": "barrierd stopped"}
     assert client.last("lane/lane-1")["mode"] == "unknown" and client.last("plc/plc-bay")["comms"] == "unknown"
     assert client.last("lockdown")["active"] is None and client.last("alarms") is None
-    assert client.last("status")["online"] is False
+    assert client.last("status")["online"] is False and client.last("status")["site"] == CFG.site.name
+    online = [payload for _, name, payload, _ in client.published if name == "status"][0]
+    assert online["online"] is True and online["refresh_s"] == 10.0, "a watcher learns how often to expect news"
 
 
 async def test_stop_returns_and_does_not_reconnect_when_the_disconnect_fails(site, monkeypatch):

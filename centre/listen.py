@@ -1,0 +1,143 @@
+"""The centre's MQTT subscription (aiomqtt): the sites' topic filter, each message given to the Fleet with its expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiomqtt
+import structlog
+
+from centre.fleet import Fleet
+
+log = structlog.get_logger("centre.listen")
+
+RECONNECT_MIN_S = 1.0
+RECONNECT_MAX_S = 30.0
+SETTLE_S = 0.3  # the retained burst is over once nothing new came for this long
+
+
+class BrokerUnreachable(Exception):
+    """The broker did not take the connection or the subscription; the words say why."""
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where the centre's broker is and how to log in to it."""
+
+    host: str
+    port: int = 1883
+    username: str | None = None
+    password_file: str | None = None
+    tls_ca_file: str | None = None
+    connect_timeout_s: float = 5.0
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """HOST:PORT, [V6]:PORT or HOST alone; ValueError in words a person reads."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{text!r}: expected [ADDRESS]:PORT")
+        port = rest[1:]
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    if not host:
+        raise ValueError(f"{text!r}: no host")
+    if not port:
+        return host, default_port
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
+    return host, int(port)
+
+
+class Listener:
+    """One subscription feeding a Fleet; `connected` and `error` say how the link to the broker is."""
+
+    def __init__(self, fleet: Fleet, broker: BrokerAddress, topic_filter: str) -> None:
+        self.fleet, self.broker, self.topic_filter = fleet, broker, topic_filter
+        self.connected = False
+        self.error: str | None = None
+        self.last_message: float | None = None  # the fleet's clock
+        self.on_message: Callable[[], None] = lambda: None
+
+    def _client(self) -> aiomqtt.Client:
+        password = Path(self.broker.password_file).read_text().strip() if self.broker.password_file else None
+        tls = ssl.create_default_context(cafile=self.broker.tls_ca_file) if self.broker.tls_ca_file else None
+        return aiomqtt.Client(self.broker.host, self.broker.port, username=self.broker.username, password=password,
+                              protocol=aiomqtt.ProtocolVersion.V5, timeout=self.broker.connect_timeout_s,
+                              tls_context=tls, keepalive=10)
+
+    async def session(self) -> None:
+        """One connection: subscribe and feed the fleet until it fails (BrokerUnreachable) or is cancelled."""
+        try:
+            async with asyncio.timeout(self.broker.connect_timeout_s * 2):
+                client = self._client()
+                await client.__aenter__()
+        except (aiomqtt.MqttError, OSError, TimeoutError, ssl.SSLError) as exc:
+            raise BrokerUnreachable(f"broker {self.broker} not reachable: {exc or type(exc).__name__}") from exc
+        try:
+            await client.subscribe(self.topic_filter, qos=1)
+            self.connected, self.error = True, None
+            log.info("centre_subscribed", broker=str(self.broker), filter=self.topic_filter)
+            async for message in client.messages:
+                payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+                expiry = getattr(message.properties, "MessageExpiryInterval", None) if message.properties else None
+                self.fleet.receive(str(message.topic), payload, expiry)
+                self.last_message = self.fleet.clock()
+                self.on_message()
+        except aiomqtt.MqttError as exc:
+            raise BrokerUnreachable(f"lost the broker {self.broker}: {exc}") from exc
+        finally:
+            self.connected = False
+            await asyncio.shield(_leave(client))
+
+    async def run(self) -> None:
+        """Stay subscribed for good: a lost broker is retried with back-off (its sites meanwhile turn stale)."""
+        delay = RECONNECT_MIN_S
+        while True:
+            try:
+                await self.session()
+                delay = RECONNECT_MIN_S
+            except BrokerUnreachable as exc:
+                self.error = str(exc)
+                log.warning("centre_broker_unavailable", error=str(exc), retry_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, RECONNECT_MAX_S)
+
+    async def retained(self, timeout_s: float, settle_s: float = SETTLE_S) -> bool:
+        """Subscribe, wait for the sites' retained state (every site complete and quiet) or the timeout; disconnect.
+
+        True when complete; BrokerUnreachable when the broker could not be reached."""
+        task = asyncio.create_task(self.session())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        try:
+            while loop.time() < deadline:
+                if task.done():
+                    task.result()  # raises BrokerUnreachable
+                    return self.fleet.complete()
+                quiet = self.last_message is not None and self.fleet.clock() - self.last_message >= settle_s
+                if self.connected and quiet and self.fleet.complete():
+                    return True
+                await asyncio.sleep(0.05)
+            return self.fleet.complete()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def _leave(client: aiomqtt.Client) -> None:
+    try:
+        async with asyncio.timeout(2):
+            await client.__aexit__(None, None, None)
+    except (aiomqtt.MqttError, TimeoutError, OSError):
+        pass
