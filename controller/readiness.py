@@ -82,7 +82,8 @@ def assess(limits: Limits, *, pressure_bar: float, oil: float, low_pressure: boo
     elif pressure_bar < limits.min_bar:
         not_ready.append(f"accumulator at {pressure_bar:.1f} bar, below the minimum {limits.min_bar:.1f} bar")
     elif pressure_bar < limits.nominal_bar:
-        degraded.append(f"accumulator at {pressure_bar:.1f} bar, below nominal {limits.nominal_bar:.1f} bar")
+        degraded.append(f"accumulator at {pressure_bar:.1f} bar, below nominal {limits.nominal_bar:.1f} bar"
+                        + (": recharging after the EFO" if recharging else ""))
     if decay_bar_per_min is not None and decay_bar_per_min > limits.max_decay_bar_per_min:
         degraded.append(f"accumulator losing {decay_bar_per_min:.1f} bar/min while idle "
                         f"(more than {limits.max_decay_bar_per_min:.1f}): a leak?")

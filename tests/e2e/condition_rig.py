@@ -39,7 +39,8 @@ def condition_site(tmp: Path, **condition) -> Path:
     section = "[condition]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in {**FAST, **condition}.items())
     text, found = re.subn(r"(?ms)^\[condition\]\n.*?(?=^\[access\])", section + "\n", text)
     assert found == 1, "the demo site has a [condition] section before [access]"
-    text = text.replace("viewer = [", f'viewer = ["{VIEWER[0]}", ').replace("operator = [", f'operator = ["{OPERATOR[0]}", ')
+    for role, (user, _, _) in (("viewer", VIEWER), ("operator", OPERATOR)):
+        text = text.replace(f"{role} = [", f'{role} = ["{user}", ')
     path.write_text(text)
     return path
 

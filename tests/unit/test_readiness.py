@@ -24,6 +24,9 @@ TABLE = {  # case: (inputs changed from a healthy blocker, state, the reasons' w
     "below minimum while the pump refills after an EFO": (
         {"pressure_bar": 118.5, "recharging": True}, DEGRADED,
         ["accumulator at 118.5 bar, below the minimum 120.0 bar: recharging after the EFO"]),
+    "below nominal while the pump refills after an EFO": (
+        {"pressure_bar": 126.0, "recharging": True}, DEGRADED,
+        ["accumulator at 126.0 bar, below nominal 150.0 bar: recharging after the EFO"]),
     "LOW_PRESSURE while recharging still counts": (
         {"pressure_bar": 95.0, "low_pressure": True, "recharging": True}, NOT_READY,
         ["the PLC reports LOW_PRESSURE", "accumulator at 95.0 bar, below the minimum 120.0 bar"]),
@@ -126,7 +129,8 @@ def test_pressure_below_the_minimum_right_after_an_efo_is_degraded_while_the_pum
     blocker.analog_1 = 1185  # the EFO drew 35 bar, less what the pump gave back during the raise
     feed.poll("blocker-1")
     assert watched.readiness.state == DEGRADED and feed.codes() == []
-    assert watched.readiness.reasons == ("accumulator at 118.5 bar, below the minimum 120.0 bar: recharging after the EFO",)
+    assert watched.readiness.reasons == (
+        "accumulator at 118.5 bar, below the minimum 120.0 bar: recharging after the EFO",)
     feed.poll("blocker-1", dt=29.0)
     assert watched.readiness.state == DEGRADED
     feed.poll("blocker-1", dt=1.5)  # 30 s on and still below the minimum: the pump is not refilling it
