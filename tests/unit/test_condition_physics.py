@@ -13,7 +13,7 @@ CYCLES = 1000
 EFO_EVERY = 25  # every 25th raise of the blocker is an EFO (then RESET)
 
 
-def test_a_healthy_gate_boom_and_blocker_under_noise_raise_nothing_in_1000_cycles(capsys):
+def test_a_healthy_gate_boom_and_blocker_under_noise_raise_nothing_in_1000_cycles():
     cfg = demo_config()
     bench = SimMonitor(cfg, poll_s=0.25)
     for slot in NAMES:
@@ -37,12 +37,10 @@ def test_a_healthy_gate_boom_and_blocker_under_noise_raise_nothing_in_1000_cycle
     assert bench.readiness["not_ready"] == 0 and bench.readiness["ready"] > 0, bench.readiness
     worst_time = max(v for k, v in bench.max_drift.items() if "travel_ms" in k)
     worst_analog = max(v for k, v in bench.max_drift.items() if "analog_1" in k)
-    assert worst_time < cfg.condition.travel_drift and worst_analog < cfg.condition.analog_drift
-    with capsys.disabled():
-        print(f"\n1000 healthy cycles under noise: largest travel-time drift {worst_time:.2%} "
-              f"(margin {cfg.condition.travel_drift:.0%}), largest analog drift {worst_analog:.2%} "
-              f"(margin {cfg.condition.analog_drift:.0%}); readiness polls {dict(bench.readiness)}; "
-              f"per metric {({k: round(v, 4) for k, v in sorted(bench.max_drift.items())})}")
+    # measured: 0.68 % against the 10 % margin, 1.79 % against 20 %; a quarter of the margin is plenty
+    assert worst_time < cfg.condition.travel_drift / 4, bench.max_drift
+    assert worst_analog < cfg.condition.analog_drift / 4, bench.max_drift
+    assert len(bench.max_drift) == 14, "every device's time and analog, each way (and the blocker's EFO raises)"
 
 
 def lower_and_raise(bench: SimMonitor, raise_by: Command = Command.CLOSE) -> None:
