@@ -14,7 +14,7 @@ from config.schema import SiteConfig
 from controller.alarms import AlarmBoard
 from controller.devices import Device
 from controller.drift import Track
-from controller.readiness import NOT_READY, IdlePressure, Limits, Readiness, assess, has_efo, unknown
+from controller.readiness import NOT_READY, RECHARGE_S, IdlePressure, Limits, Readiness, assess, has_efo, unknown
 from controller.storage import Storage
 from controller.travel_log import Mark, Travel, TravelLog
 from hal.profile import Status
@@ -68,6 +68,7 @@ class DeviceCondition:
         self.cycle_count: int | None = None
         self._under: _Under | None = None
         self._arrived_at = float("-inf")  # loop time of the last completed travel
+        self._efo_at = float("-inf")  # loop time of the last EFO raise barrierd saw completed
         self.pressure = IdlePressure()
         self.readiness: Readiness | None = unknown("not read yet") if self.efo else None
         self.service = travel_log.last_mark(self.name, "service")
@@ -148,6 +149,8 @@ class DeviceCondition:
             travel_analog_1=statistics.median(samples) if samples else None,
             cycle_count=slot.cycle_count, cycles=cycles))
         self._arrived_at = now
+        if efo:
+            self._efo_at = now
         log.info("travel_recorded", device=self.name, travel=travel.id, to_state=to_state, efo=efo,
                  plc_ms=travel.plc_ms, command_ms=travel.command_ms)
         self._check_limit(travel)
@@ -202,7 +205,8 @@ class DeviceCondition:
             readiness = assess(self.limits, pressure_bar=self.pressure.latest, oil=slot.analog_2 / 10,
                                low_pressure=bool(slot.status & _LOW_PRESSURE),
                                oil_out_of_range=bool(slot.status & _OIL_TEMP),
-                               decay_bar_per_min=self.pressure.decay_bar_per_min, last_efo=self.last_efo)
+                               decay_bar_per_min=self.pressure.decay_bar_per_min, last_efo=self.last_efo,
+                               recharging=now - self._efo_at < RECHARGE_S)
         before, self.readiness = self.readiness, readiness
         if before is None or before.state != readiness.state:
             log.info("efo_readiness", device=self.name, from_state=before.state if before else None,

@@ -14,6 +14,7 @@ READY, DEGRADED, NOT_READY, UNKNOWN = "ready", "degraded", "not_ready", "unknown
 SAMPLE_EVERY_S = 1.0  # idle pressure is sampled at most once a second for its decay
 DECAY_WINDOW_S = 300.0  # the decay is the slope of the idle samples of the last five minutes
 DECAY_MIN_SPAN_S = 120.0  # and is not judged on less than two minutes of standing still
+RECHARGE_S = 30.0  # after an EFO raise the pump's recharge is awaited this long before low pressure is not ready
 
 
 def has_efo(spec: KindSpec) -> bool:
@@ -65,17 +66,24 @@ def unknown(why: str) -> Readiness:
 
 
 def assess(limits: Limits, *, pressure_bar: float, oil: float, low_pressure: bool, oil_out_of_range: bool,
-           decay_bar_per_min: float | None, last_efo: tuple[int, int] | None) -> Readiness:
+           decay_bar_per_min: float | None, last_efo: tuple[int, int] | None,
+           recharging: bool = False) -> Readiness:
     """Readiness from one blocker's idle accumulator pressure, its decay, its oil, its STATUS bits and the last
-    EFO raise (travel id, ms). Never consulted before securing: lockdown and EFO always go through."""
+    EFO raise (travel id, ms). `recharging`: an EFO raise drew the accumulator down less than RECHARGE_S ago,
+    so pressure below the minimum (but above the PLC's LOW_PRESSURE) is degraded while the pump refills it, not
+    a blocker that is not ready. Never consulted before securing: lockdown and EFO always go through."""
     not_ready: list[str] = []
     degraded: list[str] = []
     if low_pressure:
         not_ready.append("the PLC reports LOW_PRESSURE")
-    if pressure_bar < limits.min_bar:
+    if pressure_bar < limits.min_bar and recharging and not low_pressure:
+        degraded.append(f"accumulator at {pressure_bar:.1f} bar, below the minimum {limits.min_bar:.1f} bar: "
+                        f"recharging after the EFO")
+    elif pressure_bar < limits.min_bar:
         not_ready.append(f"accumulator at {pressure_bar:.1f} bar, below the minimum {limits.min_bar:.1f} bar")
     elif pressure_bar < limits.nominal_bar:
-        degraded.append(f"accumulator at {pressure_bar:.1f} bar, below nominal {limits.nominal_bar:.1f} bar")
+        degraded.append(f"accumulator at {pressure_bar:.1f} bar, below nominal {limits.nominal_bar:.1f} bar"
+                        + (": recharging after the EFO" if recharging else ""))
     if decay_bar_per_min is not None and decay_bar_per_min > limits.max_decay_bar_per_min:
         degraded.append(f"accumulator losing {decay_bar_per_min:.1f} bar/min while idle "
                         f"(more than {limits.max_decay_bar_per_min:.1f}): a leak?")

@@ -31,6 +31,13 @@ def _scan_ms(text: str) -> int:
     return value
 
 
+def _travel_scale(text: str) -> float:
+    value = float(text)
+    if not 0.05 <= value <= 20:
+        raise argparse.ArgumentTypeError("must be 0.05..20")
+    return value
+
+
 def _serial(text: str) -> tuple[str, str]:
     bus, sep, path = text.partition("=")
     if not sep or not bus or not path:
@@ -62,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--write-log", type=Path, metavar="FILE", help="append every client write as JSON lines")
     serve.add_argument("--control", type=Path, metavar="SOCKET", help=control_help)
     serve.add_argument("--scan-ms", type=_scan_ms, default=10, metavar="N", help="PLC scan period (default 10)")
+    serve.add_argument("--travel-scale", type=_travel_scale, default=1.0, metavar="F",
+                       help="every leaf travels in F times its kind's time, EFO too (default 1; e.g. 0.25 for fast "
+                            "tests on a site file whose travel_s are scaled alike)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
     inject = sub.add_parser("inject", help="switch a fault on (or --off) in the running sim-plc")
@@ -132,7 +142,8 @@ async def serve(args: argparse.Namespace) -> int:
         serial = dict(args.serial)
         if len(serial) != len(args.serial):
             raise ValueError("--serial names a bus twice")
-        site = SimSite(site_config, plc_names=args.plc, write_log=args.write_log, scan_ms=args.scan_ms, serial=serial)
+        site = SimSite(site_config, plc_names=args.plc, write_log=args.write_log, scan_ms=args.scan_ms, serial=serial,
+                       travel_scale=args.travel_scale)
     except (ConfigError, ValueError) as exc:
         print(f"sim-plc: {exc}", file=sys.stderr)
         return EXIT_USAGE

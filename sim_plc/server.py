@@ -107,6 +107,7 @@ class SimSite:
         serial: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         scan_ms: int = 10,
+        travel_scale: float = 1.0,
     ) -> None:
         known = [p.name for p in site.plc]
         names = list(plc_names) if plc_names is not None else known
@@ -120,6 +121,7 @@ class SimSite:
         self.site = site
         self.clock: Clock = clock or SystemClock()
         self.scan_ms = scan_ms
+        self.travel_scale = travel_scale
         self.write_log = WriteLog(write_log)
         self.plcs: dict[str, SimPlc] = {}
         self.skipped: dict[str, str] = {}
@@ -140,10 +142,11 @@ class SimSite:
         return plc.port
 
     def _travel(self, plc: str) -> dict[int, tuple[float, float]]:
-        """Each leaf slot's physics from its kind (hal/kinds.py): nominal and EFO travel times."""
+        """Each leaf slot's physics from its kind (hal/kinds.py): nominal and EFO travel times, times the scale."""
         specs = {d.slot: KINDS[d.kind] for d in self.site.devices_of(plc)}
-        return {slot: (spec.sim_travel_s, spec.sim_efo_travel_s or None) for slot, spec in specs.items()
-                if spec.behaviour == "leaf"}
+        scale = self.travel_scale
+        return {slot: (spec.sim_travel_s * scale, spec.sim_efo_travel_s * scale or None)
+                for slot, spec in specs.items() if spec.behaviour == "leaf"}
 
     async def start(self) -> None:
         """Create the PLCs, listen on every TCP endpoint and start the scan loops."""

@@ -35,6 +35,7 @@ class Processes:
     daemon_starts: int = 0
     logs: list = field(default_factory=list)
     run_daemon_as: list[str] = field(default_factory=list)  # a command barrierd runs under, e.g. setpriv's
+    sim_args: list[str] = field(default_factory=list)  # more `sim-plc serve` options, e.g. --travel-scale
 
     @property
     def socket(self) -> Path:
@@ -60,7 +61,7 @@ class Processes:
     def start_sim(self, timeout_s: float = 15) -> None:
         self.sim = self._spawn(
             [str(BIN / "sim-plc"), "--config", str(self.site), "--write-log", str(self.write_log),
-             "--control", str(self.sim_control)],
+             "--control", str(self.sim_control), *self.sim_args],
             "sim-plc.log",
         )
         wait_until(lambda: "sim_plc_ready" in (self.tmp / "sim-plc.log").read_text() or self.sim.poll() is not None,

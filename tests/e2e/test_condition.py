@@ -38,7 +38,7 @@ def test_travels_are_timed_stored_and_shown_and_a_service_is_recorded(site_proce
         assert 1900 <= plc_ms <= 2100, f"sim-plc's boom travels in 2.0 s, LAST_TRAVEL_MS {plc_ms}"
         assert command_ms is not None and plc_ms - 100 <= command_ms <= plc_ms + 1000, (plc_ms, command_ms)
     shown = health(procs, "bay-exit")
-    assert shown["directions"]["open"]["recent_ms"] == [rows[0][2]] and shown["directions"]["open"]["limit_ms"] == 2000
+    assert shown["directions"]["open"]["recent_ms"] == [rows[0][2]] and shown["directions"]["open"]["limit_ms"] == 2500
     assert (shown["cycles"], shown["service_cycles"], shown["service_due"]) == (2, 500000, False)
 
     code, out, err = procs.ctl("service", "bay-exit", "--reason", "boom arm greased")
@@ -61,5 +61,9 @@ def test_an_efo_raise_is_timed_against_the_efo_limit_and_the_blocker_shows_ready
     to_state, efo, plc_ms, command_ms, _ = travels(procs, "blocker-2")[-1]
     assert (to_state, efo) == ("closed", 1) and 1400 <= plc_ms <= 1600 and command_ms is not None
     shown = health(procs, "blocker-2")
-    assert shown["directions"]["efo"]["recent_ms"] == [plc_ms] and shown["readiness"]["state"] == "ready"
+    assert shown["directions"]["efo"]["recent_ms"] == [plc_ms]
+    readiness = shown["readiness"]  # the raise drew 35 bar; below nominal until the pump has refilled it
+    recharging = f"accumulator at {readiness['pressure_bar']:.1f} bar, below nominal 140.0 bar: recharging after the EFO"
+    assert readiness["state"] == "ready" or readiness["reasons"] == [recharging], readiness
+    wait_until(lambda: health(procs, "blocker-2")["readiness"]["state"] == "ready", 20, "blocker-2 recharged: ready")
     assert not any(a["code"] in ("EFO_SLOW", "EFO_NOT_READY") for a in procs.status()["alarms"])

@@ -21,6 +21,15 @@ TABLE = {  # case: (inputs changed from a healthy blocker, state, the reasons' w
     "pressure below nominal": ({"pressure_bar": 140.0}, DEGRADED, ["accumulator at 140.0 bar, below nominal 150.0 bar"]),
     "pressure below minimum": ({"pressure_bar": 110.0}, NOT_READY,
                                ["accumulator at 110.0 bar, below the minimum 120.0 bar"]),
+    "below minimum while the pump refills after an EFO": (
+        {"pressure_bar": 118.5, "recharging": True}, DEGRADED,
+        ["accumulator at 118.5 bar, below the minimum 120.0 bar: recharging after the EFO"]),
+    "below nominal while the pump refills after an EFO": (
+        {"pressure_bar": 126.0, "recharging": True}, DEGRADED,
+        ["accumulator at 126.0 bar, below nominal 150.0 bar: recharging after the EFO"]),
+    "LOW_PRESSURE while recharging still counts": (
+        {"pressure_bar": 95.0, "low_pressure": True, "recharging": True}, NOT_READY,
+        ["the PLC reports LOW_PRESSURE", "accumulator at 95.0 bar, below the minimum 120.0 bar"]),
     "LOW_PRESSURE bit": ({"low_pressure": True}, NOT_READY, ["the PLC reports LOW_PRESSURE"]),
     "leaking while idle": ({"decay_bar_per_min": 3.5}, DEGRADED,
                            ["accumulator losing 3.5 bar/min while idle (more than 2.0): a leak?"]),
@@ -105,4 +114,25 @@ def test_a_slow_efo_makes_the_blocker_not_ready_until_a_good_efo_or_a_service(tm
     again.poll("blocker-1")
     assert again.monitor.of("blocker-1").readiness.state == READY
     assert again.codes() == ["EFO_SLOW"], "EFO_NOT_READY cleared; EFO_SLOW is latched until acknowledged"
+    store.close()
+
+
+def test_pressure_below_the_minimum_right_after_an_efo_is_degraded_while_the_pump_refills_then_not_ready(tmp_path):
+    store = EventStore(tmp_path / "events.sqlite")
+    feed = Feed(store)
+    blocker, watched = feed.leaves["blocker-1"], feed.monitor.of("blocker-1")
+    feed.poll("blocker-1")
+    feed.travel("blocker-1", "open", 6000)
+    blocker.analog_1 = 1500  # 150 bar: the pump's cut-in, as low as a healthy accumulator stands
+    feed.poll("blocker-1")
+    feed.travel("blocker-1", "closed", 1500, efo=True)
+    blocker.analog_1 = 1185  # the EFO drew 35 bar, less what the pump gave back during the raise
+    feed.poll("blocker-1")
+    assert watched.readiness.state == DEGRADED and feed.codes() == []
+    assert watched.readiness.reasons == (
+        "accumulator at 118.5 bar, below the minimum 120.0 bar: recharging after the EFO",)
+    feed.poll("blocker-1", dt=29.0)
+    assert watched.readiness.state == DEGRADED
+    feed.poll("blocker-1", dt=1.5)  # 30 s on and still below the minimum: the pump is not refilling it
+    assert watched.readiness.state == NOT_READY and feed.codes() == ["EFO_NOT_READY"]
     store.close()
