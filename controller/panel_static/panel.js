@@ -4,6 +4,7 @@ const STALE_MS = 2000;
 const MAX_EVENTS = 50;
 const RANK = { viewer: 1, operator: 2, technician: 3 };
 let crossing = null;
+let health = null;        // the health view (health.js)
 let session = null;       // {user, role, csrf} while logged in
 let lastMessage = -Infinity;  // performance.now() of the last message: immune to the wall clock being set
 let lastStatusWall = null;    // epoch seconds of the last message from barrierd, for "no data since"
@@ -255,7 +256,10 @@ function connect() {
 
 async function start() {
   const layout = await (await fetch("/api/layout", { cache: "no-store" })).json();
-  crossing = new Crossing($("crossing"), layout, actions);
+  health = new HealthView($("health"), $("health-list"), $("health-message"), layout.words);
+  crossing = new Crossing($("crossing"), layout, actions, name => health.open(name));
+  $("health-open").addEventListener("click", () => health.open(null));
+  $("health-close").addEventListener("click", () => $("health").close());
   const who = await fetch("/api/session", { cache: "no-store" });
   if (who.ok) showLoggedIn(await who.json()); else showLoggedOut();
   connect();
