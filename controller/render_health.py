@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import time
 
+from rich import box
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from sparklines import sparklines
@@ -22,7 +24,7 @@ DIRECTIONS = ("open", "closed", "efo")
 READINESS_BADGE = {"ready": (" READY ", "bold black on green"), "degraded": (" DEGRADED ", "bold black on yellow"),
                    "not_ready": (" NOT READY ", "bold white on red"), "unknown": (" UNKNOWN ", "bold magenta")}
 OVER_LIMIT, OVER_DRIFT, UNDER, UNTIMED = "bold red", "yellow", "green", "dim"
-LEGEND = ("last travels, oldest first, on a scale from 0 to the limit (a full bar is at or over it): "
+LEGEND = ("sparklines: the last travels, oldest first, on a scale from 0 to the limit (a full bar is at or over it): "
           "green under the drift warning level, yellow over it, red over the limit, · not timed")
 
 
@@ -91,6 +93,7 @@ def baseline_cell(timing: object) -> Text:
 
 
 def last_cell(direction: dict) -> Text:
+    """The last travel's time (red over the limit) and its id in the travels table."""
     recent, ids = direction.get("recent_ms"), direction.get("recent_ids")
     if not isinstance(recent, list) or not recent:
         return Text("-", style="dim")
@@ -102,43 +105,64 @@ def last_cell(direction: dict) -> Text:
 
 
 def limit_cell(direction: dict) -> Text:
+    """The limit, and the drift warning level once there is a baseline."""
     text = Text(seconds(direction.get("limit_ms")))
     if number(direction.get("drift_warn_ms")) is not None:
         text.append(f"\nwarn {seconds(direction['drift_warn_ms'])}", style="dim")
     return text
 
 
-def readiness_cell(readiness: object) -> Text:
-    """The blocker's EFO readiness as a badge, its values and reasons; "-" for a kind without EFO."""
+def readiness_lines(readiness: object) -> Text | None:
+    """A blocker's EFO readiness: a badge, its values, each reason on a line; None for a kind without EFO."""
     if not isinstance(readiness, dict):
-        return Text("-", style="dim")
+        return None
     state = plain(readiness.get("state"))
     word, style = READINESS_BADGE.get(state, (f" {state} ", "bold"))
-    text = Text(word, style=style)
-    values = [f"{v:.1f} {unit}" for key, unit in (("pressure_bar", "bar"), ("oil_c", "°C"),
-                                                   ("decay_bar_per_min", "bar/min lost"))
+    text = Text("EFO readiness ")
+    text.append(word, style=style)
+    values = [f"{v:.1f} {unit}" for key, unit in (("pressure_bar", "bar"), ("oil_c", "°C oil"),
+                                                   ("decay_bar_per_min", "bar/min lost idle"))
               if (v := number(readiness.get(key))) is not None]
     if values:
-        text.append("\n" + ", ".join(values), style="dim")
+        text.append("  " + ", ".join(values), style="dim")
     reasons = readiness.get("reasons")
     for reason in reasons if isinstance(reasons, list) else []:
-        text.append(f"\n{plain(reason)}")
+        text.append(f"\n  {plain(reason)}")
     return text
 
 
-def service_cell(device: dict) -> Text:
-    """Cycles, since the last service against the interval, SERVICE DUE, who serviced it last."""
-    text = Text(f"{plain(device.get('cycles') if device.get('cycles') is not None else '-')} cycles")
+def heading(device: dict) -> Text:
+    """The device's name and kind, its cycles, since its last service against the interval, SERVICE DUE."""
+    kind = device.get("kind")
+    text = Text(plain(device.get("name")), style="bold")
+    text.append(f" ({KINDS[kind].word if isinstance(kind, str) and kind in KINDS else plain(kind)})")
+    cycles = device.get("cycles")
+    text.append(f"  cycles {plain(cycles if cycles is not None else '-')}")
     since, interval = device.get("cycles_since_service"), device.get("service_cycles")
     if since is not None or interval is not None:
-        text.append(f"\n{plain(since if since is not None else '-')} of "
+        text.append(f", {plain(since if since is not None else '-')} of "
                     f"{plain(interval if interval is not None else 'no interval')} since service")
     if device.get("service_due") is True:
-        text.append("\n SERVICE DUE ", style="bold black on yellow")
+        text.append("  ")
+        text.append(" SERVICE DUE ", style="bold black on yellow")
+    return text
+
+
+def notes(device: dict) -> Text:
+    """What is wrong in words (drift, EFO readiness), and who serviced it last."""
+    text = Text()
+    conditions = device.get("conditions")
+    for code, reason in conditions.items() if isinstance(conditions, dict) else []:
+        if code not in ("SERVICE_DUE", "EFO_NOT_READY"):  # said in the heading and the readiness lines
+            text.append(f"{plain(code)}: {plain(reason)}\n", style="yellow")
+    if (readiness := readiness_lines(device.get("readiness"))) is not None:
+        text.append_text(readiness)
+        text.append("\n")
     last = device.get("last_service")
     if isinstance(last, dict):
-        when = stamp_day(last.get("ts"))
-        text.append(f"\nserviced {when} by {plain(last.get('by'))}: {plain(last.get('reason'))}", style="dim")
+        text.append(f"last service {stamp_day(last.get('ts'))} by {plain(last.get('by'))}: "
+                    f"{plain(last.get('reason'))}\n", style="dim")
+    text.rstrip()
     return text
 
 
@@ -150,17 +174,6 @@ def stamp_day(ts: object) -> str:
         return "-"
 
 
-def device_cell(device: dict) -> Text:
-    kind = device.get("kind")
-    text = Text(plain(device.get("name")))
-    text.append(f"\n{KINDS[kind].word if isinstance(kind, str) and kind in KINDS else plain(kind)}", style="dim")
-    conditions = device.get("conditions")
-    for code, reason in conditions.items() if isinstance(conditions, dict) else []:
-        if code != "SERVICE_DUE":  # said in the service column
-            text.append(f"\n{plain(code)}: {plain(reason)}", style="yellow")
-    return text
-
-
 def shown_directions(device: dict) -> list[str]:
     """Open and closed always; EFO raises for a kind with EFO readiness, or once one was timed."""
     directions = device.get("directions") if isinstance(device.get("directions"), dict) else {}
@@ -169,27 +182,32 @@ def shown_directions(device: dict) -> list[str]:
     return [d for d in DIRECTIONS if d != "efo" or has_efo]
 
 
-def health_table(health: dict) -> Table:
-    """One section per device, one row per direction it travels."""
+def device_table(device: dict) -> Table:
+    """One row per direction the device travels: last travel, baseline, limit, drift, the sparkline."""
+    table = Table(title=heading(device), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("travel", "last", "baseline", "limit", "drift"):
+        table.add_column(col, overflow="fold")
+    table.add_column(f"last {SPARK_TRAVELS} travels", no_wrap=True, min_width=SPARK_TRAVELS)  # a bar per travel
+    directions = device.get("directions") if isinstance(device.get("directions"), dict) else {}
+    for key in shown_directions(device):
+        way = directions.get(key) if isinstance(directions.get(key), dict) else {}
+        table.add_row(cell(way_word(device.get("kind"), key)), last_cell(way), baseline_cell(way.get("timing")),
+                      limit_cell(way), drift_cell(way.get("timing"), way.get("drift_warn_ms")),
+                      spark(way.get("recent_ms"), way.get("limit_ms"), way.get("drift_warn_ms")))
+    return table
+
+
+def health_view(health: dict) -> Group:
+    """Per device its table and its notes, then the sparklines' legend."""
     devices = health.get("devices") if isinstance(health, dict) else None
     devices = [d for d in devices if isinstance(d, dict)] if isinstance(devices, list) else []
-    table = Table(title=f"condition of {len(devices)} device{'' if len(devices) == 1 else 's'}",
-                  title_justify="left", caption=LEGEND, caption_justify="left")
-    for col, width in (("device", 12), ("cycles / service", 12), ("travel", 9), ("last", 7), ("baseline", 8),
-                       ("limit", 7), ("drift", 5), (f"last {SPARK_TRAVELS} travels", SPARK_TRAVELS),
-                       ("EFO readiness", 12)):
-        table.add_column(col, overflow="fold", min_width=width)
+    parts: list = [Text(f"condition of {len(devices)} device{'' if len(devices) == 1 else 's'}", style="bold")]
     for device in devices:
-        directions = device.get("directions") if isinstance(device.get("directions"), dict) else {}
-        shown = shown_directions(device)
-        for i, key in enumerate(shown):
-            way = directions.get(key) if isinstance(directions.get(key), dict) else {}
-            first = i == 0
-            table.add_row(device_cell(device) if first else "", service_cell(device) if first else "",
-                          cell(way_word(device.get("kind"), key)), last_cell(way), baseline_cell(way.get("timing")),
-                          limit_cell(way), drift_cell(way.get("timing"), way.get("drift_warn_ms")),
-                          spark(way.get("recent_ms"), way.get("limit_ms"), way.get("drift_warn_ms")),
-                          readiness_cell(device.get("readiness")) if first else "", end_section=i == len(shown) - 1)
+        parts.append(device_table(device))
+        if (said := notes(device)).plain:
+            parts.append(said)
+        parts.append(Text())
     if not devices:
-        table.add_row(Text("no device travels between limits on this site", style="dim"), *[""] * 8)
-    return table
+        parts.append(Text("no device travels between limits on this site", style="dim"))
+    parts.append(Text(LEGEND, style="dim"))
+    return Group(*parts)

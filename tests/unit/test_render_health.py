@@ -15,7 +15,7 @@ from controller import cli
 from controller.event_store import EventStore
 from controller.exit_codes import ExitCode
 from controller.render import plain
-from controller.render_health import OVER_DRIFT, OVER_LIMIT, SPARK_TRAVELS, UNDER, UNTIMED, health_table, spark
+from controller.render_health import OVER_DRIFT, OVER_LIMIT, SPARK_TRAVELS, UNDER, UNTIMED, health_view, spark
 from tests.unit.condition_rig import Feed
 from tests.unit.test_render import HOSTILE
 
@@ -49,10 +49,10 @@ def of(health: dict, name: str) -> dict:
 def test_before_any_travel_every_device_says_no_travels_and_no_baseline_and_an_unread_blocker_is_unknown(feed):
     feed.poll("gate-1")
     health = feed.monitor.health()
-    out = render(health_table(health))
+    out = render(health_view(health))
     assert f"condition of {len(health['devices'])} devices" in out
     assert out.count("no travels yet") == 2 * 4 + 3 * 2, "open and closed of 4 gates and booms, and EFO of 2 blockers"
-    assert "no baseline yet" in out and "0 cycles" in out
+    assert "no baseline yet" in out and "cycles 0" in out
     assert out.count("UNKNOWN") == 2 and "not read yet" in out, "no blocker was read: its readiness is not known"
 
 
@@ -71,27 +71,30 @@ def test_travels_are_drawn_against_the_drift_level_and_the_limit(feed):
     assert styles(line) == [UNDER] * 9 + [OVER_DRIFT] * 10 + [OVER_LIMIT]
     assert line.plain[-1] == "█", "the slowest travel sets the top of the scale once it is over the limit"
     closing = of(feed.monitor.health(), "gate-1")["directions"]["closed"]
-    assert spark(closing["recent_ms"], closing["limit_ms"], closing["drift_warn_ms"]).plain[-1] == "·"
+    untimed = spark(closing["recent_ms"], closing["limit_ms"], closing["drift_warn_ms"])
+    assert untimed.plain[-1] == "·" and styles(untimed)[-1] == UNTIMED
     under = spark([2400], 3750, 2640)
     assert under.plain not in ("█", "▇"), "under the limit a bar does not reach the top: the limit is the scale"
-    out = render(health_table(feed.monitor.health()))
+    out = render(health_view(feed.monitor.health()))
     gate_rows = out[out.index("gate-1"):out.index("blocker-1")]
     assert "4.00 s" in gate_rows and "3.75 s" in gate_rows and "warn 2.64 s" in gate_rows and "2.40 s" in gate_rows
     assert "+17 %" in gate_rows, "median of the last 10 openings (2.80 s) against the baseline 2.40 s"
     assert "TRAVEL_DRIFT: travels to open" in gate_rows
-    assert "62 cycles" in gate_rows
+    assert "cycles 62" in gate_rows
+    narrow = render(health_view(feed.monitor.health()), width=80)
+    assert max(len(line) for line in narrow.splitlines()) <= 80 and line.plain in narrow, "whole in 80 columns"
 
 
 def test_readiness_ready_degraded_and_not_ready_show_a_badge_and_their_reasons(feed):
     feed.poll("blocker-1")
-    assert " READY " in render(health_table({"devices": [of(feed.monitor.health(), "blocker-1")]}))
+    assert " READY " in render(health_view({"devices": [of(feed.monitor.health(), "blocker-1")]}))
     feed.leaves["blocker-1"].analog_1 = 1300  # 130 bar: under nominal, over the minimum
     feed.poll("blocker-1")
-    out = render(health_table({"devices": [of(feed.monitor.health(), "blocker-1")]}))
+    out = render(health_view({"devices": [of(feed.monitor.health(), "blocker-1")]}))
     assert " DEGRADED " in out and "accumulator at 130.0 bar, below nominal 140.0 bar" in out and "130.0 bar" in out
     feed.leaves["blocker-1"].analog_1 = 1600
     feed.travel("blocker-1", "closed", 3100, efo=True)
-    out = render(health_table({"devices": [of(feed.monitor.health(), "blocker-1")]}))
+    out = render(health_view({"devices": [of(feed.monitor.health(), "blocker-1")]}))
     assert " NOT READY " in out and "took 3.10 s, over the 2.50 s limit" in out
     assert "EFO raise" in out and "2.50 s" in out
 
@@ -101,7 +104,7 @@ def test_a_service_due_and_the_last_service_are_shown_with_the_technicians_words
     feed.monitor.of("bay-exit").record_service("tech", "boom arm greased [/] ✓")
     feed.leaves["bay-exit"].cycle_count = 500_001
     feed.poll("bay-exit")
-    out = render(health_table({"devices": [of(feed.monitor.health(), "bay-exit")]}))
+    out = render(health_view({"devices": [of(feed.monitor.health(), "bay-exit")]}))
     assert "SERVICE DUE" in out and "500001 of 500000 since service" in out
     assert "by tech: boom arm greased [/] ✓" in out
 
@@ -132,7 +135,7 @@ DEVICE = st.fixed_dictionaries({
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(DEVICE, max_size=4))
 def test_any_health_reply_renders_with_every_device_and_its_readiness(devices):
-    out = render(health_table({"devices": devices}), width=400)
+    out = render(health_view({"devices": devices}), width=400)
     assert f"condition of {len(devices)} device" in out
     for device in devices:
         shown = plain(device["name"]).split()
@@ -146,7 +149,7 @@ def test_any_health_reply_renders_with_every_device_and_its_readiness(devices):
 
 @pytest.mark.parametrize("reply", [{}, {"devices": None}, {"devices": ["x", 3, None]}, None, []])
 def test_a_reply_without_devices_renders_as_none(reply):
-    assert "no device travels between limits" in render(health_table(reply))
+    assert "no device travels between limits" in render(health_view(reply))
 
 
 def fake_daemon(monkeypatch, replies: dict) -> list:
