@@ -18,6 +18,7 @@ from controller.cli_wait import run_with_progress, wait_in_place
 from controller.completion import bash_script, names
 from controller.exit_codes import ExitCode
 from controller.paths import NoDefaultSocket, default_socket
+from controller.render_health import health_view
 from controller.render import alarms_table, event_lines, events_table, status_tables, status_view
 from controller.socket_trust import UntrustedSocket, check_listener, check_socket_file
 
@@ -195,8 +196,8 @@ def show(reply: dict, args: argparse.Namespace, sock_path: Path, console: Consol
         print(f"barrierctl: {reply['message']}", file=sys.stderr)
     elif getattr(args, "json", False):
         pass
-    elif args.command == "health":  # a table with sparklines comes later: the data as they are
-        print(json.dumps(reply["data"], indent=2))
+    elif args.command == "health":
+        console.print(health_view(reply["data"]))
     elif args.command == "status":
         for table in status_tables(reply["data"]):
             console.print(table)

@@ -23,7 +23,7 @@ EXAMPLES = {
     "maintenance": "barrierctl maintenance enter lane-2 --reason 'loop repair'",
     "baseline": "barrierctl baseline reset gate-1 --reason 'new drive fitted'",
     "service": "barrierctl service blocker-1 --reason 'seals and oil changed'",
-    "health": "barrierctl health --json",
+    "health": "barrierctl health blocker-1",
 }
 
 
@@ -97,8 +97,9 @@ def build_parser(names: dict | None = None) -> argparse.ArgumentParser:
     service = command("service", "record a service of a device: its cycle count starts afresh (technician)")
     service.add_argument("device")
     service.add_argument("--reason", required=True)
-    command("health", "per device: recent travel times, baselines, limits, cycles, service, EFO readiness"
-            ).add_argument("--json", action="store_true", help="JSON (the default until a table view exists)")
+    health = command("health", "per device: recent travel times, baselines, limits, cycles, service, EFO readiness")
+    health.add_argument("device", nargs="?", default=None, help="only this device")
+    health.add_argument("--json", action="store_true", help="the daemon's reply as JSON")
     completion = command("completion", "print the bash completion script: eval \"$(barrierctl completion bash)\"")
     completion.add_argument("shell", choices=["bash"])
     names_of = sub.add_parser("names", help=argparse.SUPPRESS)  # for the completion script
@@ -132,8 +133,10 @@ def unknown_command(argv: list[str], parser: argparse.ArgumentParser) -> str | N
 
 def to_request(args: argparse.Namespace) -> tuple[str, dict]:
     """The daemon request for parsed arguments."""
-    if args.command in ("status", "alarms", "health"):
+    if args.command in ("status", "alarms"):
         return args.command, {}
+    if args.command == "health":
+        return "health", {} if args.device is None else {"device": args.device}
     if args.command == "events":
         return "events", {"limit": args.limit}
     if args.command == "ack":

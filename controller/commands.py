@@ -265,8 +265,16 @@ async def ack(site: Site, args: dict, caller: Caller) -> Reply:
 
 
 async def health(site: Site, args: dict, caller: Caller) -> Reply:
-    """Per device: recent travel times, baselines, limits, cycles, service due, EFO readiness."""
-    return Reply(ExitCode.DONE, "ok", site.condition.health())
+    """Per device (or only args["device"]): recent travel times, baselines, limits, cycles, service due, EFO
+    readiness."""
+    if args.get("device") is None:
+        return Reply(ExitCode.DONE, "ok", site.condition.health())
+    device = _device(site, args["device"])
+    try:
+        watched = site.condition.of(device.name)
+    except NotMonitored as exc:
+        raise Refused(exc.rule, str(exc)) from exc
+    return Reply(ExitCode.DONE, "ok", {"devices": [watched.health()]})
 
 
 async def condition_mark(site: Site, args: dict, caller: Caller) -> Reply:

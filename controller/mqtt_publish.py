@@ -5,9 +5,11 @@ Read only: the publisher acts on nothing it receives (the centre's signed lockdo
 - `status`: retained {"online": true, "refresh_s": ..., ...}; the broker publishes {"online": false, "site": ...}
   (the last will) if barrierd vanishes, and barrierd publishes it itself when it stops;
 - `device/NAME`, `lane/NAME`, `plc/NAME`, `lockdown`, `alarms`: retained JSON, republished whenever an
-  event concerns them and every `refresh_s`. Each expires at the broker after 3 × refresh_s (MQTT 5
+  event concerns them and every `refresh_s`; `readiness/NAME` for each blocker (a kind with EFO): its EFO
+  readiness (state ready / degraded / not_ready / unknown, reasons, pressure, oil), the same as in its
+  device topic, for a centre that watches only that. Each expires at the broker after 3 × refresh_s (MQTT 5
   message expiry), so a state nobody refreshes any more is never shown as still true; on a clean
-  stop every device, lane, PLC and the lockdown are published `unknown` and the alarm list null;
+  stop every device, lane, PLC, readiness and the lockdown are published `unknown` and the alarm list null;
 - `events`: every event of the event store as it is recorded (not retained).
 Supervision never waits for the broker: updates go through a bounded queue (the oldest are dropped
 and counted when it is full), and a lost broker is reconnected with back-off.
@@ -162,7 +164,7 @@ class MqttPublisher:
     async def _snapshot(self, client: aiomqtt.Client) -> None:
         status = self.site.status()
         for device in status["devices"]:
-            await self._send(client, f"device/{device['name']}", device)
+            await self._send_device(client, device)
         for lane in status["lanes"]:
             await self._send(client, f"lane/{lane['name']}", lane)
         for plc in status["plcs"]:
@@ -173,12 +175,20 @@ class MqttPublisher:
     async def _subject(self, client: aiomqtt.Client, subject: str) -> None:
         """Republish what an event concerns: its device, lane or PLC, and the site-wide topics."""
         status = self.site.status()
-        for group, topic in (("devices", "device"), ("lanes", "lane"), ("plcs", "plc")):
+        for device in status["devices"]:
+            if device["name"] == subject:
+                await self._send_device(client, device)
+        for group, topic in (("lanes", "lane"), ("plcs", "plc")):
             for item in status[group]:
                 if item["name"] == subject or (group == "lanes" and subject in item["devices"]):
                     await self._send(client, f"{topic}/{item['name']}", item)
         await self._send(client, "lockdown", status["lockdown"] or {"active": False})
         await self._send(client, "alarms", status["alarms"])
+
+    async def _send_device(self, client: aiomqtt.Client, device: dict) -> None:
+        await self._send(client, f"device/{device['name']}", device)
+        if device.get("readiness") is not None:
+            await self._send(client, f"readiness/{device['name']}", {"name": device["name"], **device["readiness"]})
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         """barrierd is stopping: nothing it published stays as if it were still true."""
@@ -187,6 +197,10 @@ class MqttPublisher:
             async with asyncio.timeout(self.cfg.connect_timeout_s):
                 for name in self.site.devices:
                     await self._send(client, f"device/{name}", {"name": name, "state": "unknown", "reason": why})
+                for name, watched in self.site.condition.devices.items():
+                    if watched.readiness is not None:
+                        await self._send(client, f"readiness/{name}", {"name": name, "state": "unknown",
+                                                                        "reasons": [why]})
                 for name in self.site.lanes:
                     await self._send(client, f"lane/{name}", {"name": name, "mode": "unknown", "reason": why})
                 for name in self.site.plcs:

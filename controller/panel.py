@@ -4,6 +4,7 @@ GET  /                   the page (panel_static/index.html, panel.js, panel.css)
 GET  /api/status         barrierd's status, the same data as `barrierctl status --json`
 GET  /api/events?after=N the events after id N (at most 200), for the page's event list
 GET  /api/layout         the lanes as the page draws them, from the site file (no per-site code)
+GET  /api/health[?device=NAME]  the `health` request's reply (condition monitoring), through the registry
 GET  /api/live           WebSocket: the status pushed on every change (controller/panel_live.py)
 POST /api/login, /api/logout; GET /api/session; POST /api/command   (controller/panel_api.py)
 Reading needs no login on a loopback address (like the status board on the booth's wall); on any
@@ -15,6 +16,7 @@ state-changing one must come from its own page (Origin) with the session's CSRF 
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import time
 from pathlib import Path
@@ -25,17 +27,20 @@ from aiohttp import web
 
 from config.schema import PanelSection, SiteConfig, is_loopback
 from controller.commands import Registry
-from controller.panel_api import NO_CACHE, PanelApi, PasswordCheck, refusal
+from controller.panel_api import HTTP_STATUS, NO_CACHE, PanelApi, PasswordCheck, refusal
 from controller.panel_auth import pam_password_ok
 from controller.panel_live import LivePush
 from controller.request_bounds import MAX_REQUEST_BYTES
+from hal.kinds import KINDS
 
 if TYPE_CHECKING:
     from controller.site import Site
 
 log = structlog.get_logger("controller.panel")
 STATIC = Path(__file__).parent / "panel_static"
-STATIC_FILES = {"panel.js": "application/javascript", "panel.css": "text/css", "lanes.js": "application/javascript"}
+STATIC_FILES = {"panel.js": "application/javascript", "panel.css": "text/css", "lanes.js": "application/javascript",
+                "health.js": "application/javascript", "vendor/uPlot.iife.min.js": "application/javascript",
+                "vendor/uPlot.min.css": "text/css"}  # vendor/: uPlot, see vendor/README.md
 EVENTS_PER_REQUEST = 200
 TRAVEL_ORDER = ("signal", "blocker", "boom", "gate")  # as an arriving vehicle meets them
 STATUS_REUSE_S = 0.1  # one status computation serves every page asking within this long
@@ -50,7 +55,7 @@ SECURITY_HEADERS = {
 
 def site_layout(cfg: SiteConfig) -> dict:
     """What the page draws, from the site file alone: each lane's devices in the order a vehicle meets
-    them (TRAVEL_ORDER), the airlock pairs, and the devices in no lane."""
+    them (TRAVEL_ORDER), the airlock pairs, the devices in no lane, and each kind's states in a guard's words."""
     kinds = {d.name: d.kind for d in cfg.device}
     lanes = [{"name": lane.name,
               "devices": [{"name": name, "role": role, "kind": kinds[name]}
@@ -58,6 +63,7 @@ def site_layout(cfg: SiteConfig) -> dict:
              for lane in cfg.lane]
     in_lanes = {d["name"] for lane in lanes for d in lane["devices"]}
     return {"site": cfg.site.name, "lanes": lanes,
+            "words": {name: dict(spec.state_words) for name, spec in KINDS.items()},  # raised / lowered ...
             "airlocks": [list(rule.devices) for rule in cfg.interlock if rule.kind == "never_both_open"],
             "others": [{"name": d.name, "kind": d.kind} for d in cfg.device if d.name not in in_lanes]}
 
@@ -81,10 +87,11 @@ class Panel:
         app = web.Application(middlewares=[self._own_host_and_origin, self._security_headers],
                               client_max_size=MAX_REQUEST_BYTES)
         app.router.add_get("/", self._page)
-        app.router.add_get("/{name:panel\\.js|panel\\.css|lanes\\.js}", self._static)
+        app.router.add_get("/{name:" + "|".join(re.escape(name) for name in STATIC_FILES) + "}", self._static)
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/api/events", self._events)
         app.router.add_get("/api/layout", self._layout)
+        app.router.add_get("/api/health", self._health)
         app.router.add_get("/api/live", self._live)
         self.api.add_routes(app)
         return app
@@ -171,6 +178,17 @@ class Panel:
         if not self.may_read(request):
             return refusal(401, "log in to read the layout")
         return web.json_response(site_layout(self.site.cfg), headers=NO_CACHE)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        """The control socket's `health` reply, asked through the registry as the session's user (on loopback
+        without a session: as a viewer); ?device=NAME for one device."""
+        if not self.may_read(request):
+            return refusal(401, "log in to read the condition of the devices")
+        args = {"device": request.query["device"]} if "device" in request.query else {}
+        reply = await self.api.registry.dispatch(self.site, {"command": "health", "args": args},
+                                                 self.api.reader(request))
+        return web.json_response(reply.as_dict(), status=HTTP_STATUS.get(reply.code, 200), headers=NO_CACHE,
+                                 dumps=lambda data: json.dumps(data, default=str))
 
     async def _events(self, request: web.Request) -> web.Response:
         if not self.may_read(request):

@@ -71,6 +71,14 @@ class PanelApi:
     def session_of(self, request: web.Request) -> Session | None:
         return self.sessions.get(request.cookies.get(COOKIE))
 
+    def reader(self, request: web.Request) -> Caller:
+        """Who reads through the registry: the session's user, or (reading on loopback needs no login) a viewer
+        standing for the booth's screen."""
+        session = self.session_of(request)
+        if session is None:
+            return Caller(uid=-1, gid=-1, pid=os.getpid(), user="panel screen (no login)", role=Role.VIEWER)
+        return Caller(uid=session.uid, gid=session.gid, pid=os.getpid(), user=session.user, role=self.role_of(session))
+
     def role_of(self, session: Session) -> Role:
         """Read again at every use, from the same [access] table as the control socket."""
         return role_for(session.uid, session.gid, self.site.cfg.access, self.daemon_uid)

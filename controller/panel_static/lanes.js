@@ -5,6 +5,7 @@ const SECURED = new Set(["closed", "raised", "red"]);
 const OPEN = new Set(["open", "lowered", "green"]);
 const MOVING = new Set(["opening", "closing", "raising", "lowering"]);
 const COLOURS = { secured: "#0b3d91", open: "#0a7a2f", moving: "#b36b00", fault: "#c00000" };
+const EFO_KINDS = new Set(["road_blocker", "spike_strip"]);  // their tile shows the EFO readiness badge
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -82,9 +83,10 @@ function clock(seconds) {
 }
 
 class Crossing {
-  constructor(root, layout, actions) {
+  constructor(root, layout, actions, pick) {
     this.root = root;
     this.actions = actions;   // (kind, name, target) -> buttons, from panel.js: what this user may do
+    this.pick = pick;         // name -> opens its health view (a tap on a travelling device's tile)
     this.lastGood = {};       // device -> epoch seconds of its last good data, for "no data since"
     this.devices = {};
     this.lanes = {};
@@ -132,8 +134,16 @@ class Crossing {
     const state = el("span", "state", "no data");
     const note = el("span", "note");
     const verbs = el("div", "verbs");
-    tile.append(picture, name, state, note, verbs);
-    this.devices[d.name] = { tile, picture, state, note, verbs, kind: d.kind };
+    const badge = el("span", "badge");
+    badge.hidden = true;
+    tile.append(picture, name, state, badge, note, verbs);
+    if (d.kind !== "traffic_signal") {  // a travelling device: a tap (not on its buttons) shows its health
+      tile.tabIndex = 0;
+      tile.title = `${d.name}: travel times and condition`;
+      tile.addEventListener("click", event => { if (!event.target.closest("button")) this.pick(d.name); });
+      tile.addEventListener("keydown", event => { if (event.key === "Enter" && event.target === tile) this.pick(d.name); });
+    }
+    this.devices[d.name] = { tile, picture, state, badge, note, verbs, kind: d.kind };
     return tile;
   }
 
@@ -153,6 +163,7 @@ class Crossing {
       view.note.textContent = alarms.length ? alarms.map(a => `${a.code}: ${a.message}`).join("; ")
         : (d && !fresh && d.reason) || "";
       if (d) drawIcon(view.picture, d, fresh);
+      this.showReadiness(view, fresh && EFO_KINDS.has(view.kind) ? d.readiness : null);
       setButtons(view.verbs, this.actions("device", name, d));
     }
     for (const lane of status.lanes) {
@@ -167,6 +178,16 @@ class Crossing {
     }
   }
 
+  // A blocker's EFO readiness as barrierd last assessed it; nothing while its data are not good.
+  showReadiness(view, readiness) {
+    view.badge.hidden = !readiness;
+    view.tile.dataset.readiness = readiness ? readiness.state : "";
+    if (!readiness) return;
+    view.badge.textContent = readinessWord(readiness);
+    view.badge.className = `badge readiness-${readiness.state}`;
+    view.badge.title = readiness.reasons.join("; ");
+  }
+
   noDataText(name) {
     return this.lastGood[name] ? `no data since ${clock(this.lastGood[name])}` : "no data";
   }
@@ -179,6 +200,7 @@ class Crossing {
       view.state.textContent = since ? `no data since ${clock(since)}` : "no data";
       view.note.textContent = "";
       setButtons(view.verbs, []);
+      this.showReadiness(view, null);
       const placeholder = { name, kind: view.kind, state: "unknown", display: "unknown", position: null };
       drawIcon(view.picture, placeholder, false);
     }

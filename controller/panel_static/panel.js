@@ -6,6 +6,7 @@ const POLICY_CLOSE = 1008;  // the live status's close code when the session it 
 const MAX_EVENTS = 50;
 const RANK = { viewer: 1, operator: 2, technician: 3 };
 let crossing = null;
+let health = null;        // the health view (health.js)
 let session = null;       // {user, role, csrf} while logged in
 let lastMessage = -Infinity;  // performance.now() of the last message: immune to the wall clock being set
 let lastStatusWall = null;    // epoch seconds of the last message from barrierd, for "no data since"
@@ -165,7 +166,8 @@ async function openCrossing() {
   }
   const layout = await answer.json();
   if (!answer.ok) throw new Error(layout.error);
-  crossing = new Crossing($("crossing"), layout, actions);  // every tile "no data" until the first status
+  health = new HealthView($("health"), $("health-list"), $("health-message"), layout.words);
+  crossing = new Crossing($("crossing"), layout, actions, name => health.open(name));  // "no data" until a status
   lastMessage = performance.now();  // silence is counted from now: "not answering" only after STALE_MS
   connect();
 }
@@ -175,7 +177,8 @@ function stopReading() {
   const ws = live;
   live = null;
   if (ws) ws.close();
-  crossing = null;
+  if ($("health").open) $("health").close();  // nothing of the crossing stays: its health neither
+  crossing = health = null;
   lastStatus = lastStatusWall = null;
   lastMessage = -Infinity;
   lastEventId = 0;
@@ -322,6 +325,9 @@ async function start() {
   if (who.ok) showLoggedIn(await who.json()); else showLoggedOut();
   await startReading();
 }
+
+$("health-open").addEventListener("click", () => { if (health) health.open(null); });
+$("health-close").addEventListener("click", () => $("health").close());
 
 function startOrRetry() {
   start().catch(error => { say(`the panel could not start: ${error}; trying again`, false); setTimeout(startOrRetry, 2000); });

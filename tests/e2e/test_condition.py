@@ -40,6 +40,14 @@ def test_travels_are_timed_stored_and_shown_and_a_service_is_recorded(site_proce
     shown = health(procs, "bay-exit")
     assert shown["directions"]["open"]["recent_ms"] == [rows[0][2]] and shown["directions"]["open"]["limit_ms"] == 2500
     assert (shown["cycles"], shown["service_cycles"], shown["service_due"]) == (2, 500000, False)
+    code, table, err = procs.ctl("health", "bay-exit")
+    assert code == 0, err
+    assert "condition of 1 device" in table and "bay-exit" in table and f"{rows[0][2] / 1000:.2f} s" in table
+    assert "gate-1" not in table and "2.50 s" in table, "one device, its limit: travel_s 2.0 s + 25 %"
+    code, _, err = procs.ctl("health", "bay-exti")
+    assert code == 2 and "no device named 'bay-exti'" in err and "did you mean 'bay-exit'" in err
+    code, _, err = procs.ctl("health", "signal-1")
+    assert code == 3 and "does not travel between limits" in err
 
     code, out, err = procs.ctl("service", "bay-exit", "--reason", "boom arm greased")
     assert code == 0, err

@@ -71,6 +71,10 @@ def test_state_and_events_reach_the_broker_and_a_killed_daemon_is_seen_offline(c
         wait_until(lambda: (watcher.latest("status") or {}).get("online") is True, 10, "status online")
         wait_until(lambda: (watcher.latest("device/gate-1") or {}).get("state") == "closed", 10, "gate-1 closed")
         wait_until(lambda: (watcher.latest("lane/lane-1") or {}).get("mode") == "secured", 10, "lane-1 secured")
+        wait_until(lambda: (watcher.latest("readiness/blocker-1") or {}).get("state") == "ready", 10,
+                   "blocker-1's EFO readiness published")
+        ready = watcher.latest("readiness/blocker-1")
+        assert ready["reasons"] == [] and ready["pressure_bar"] >= 140 and watcher.latest("readiness/gate-1") is None
         assert procs.ctl("open", "gate-1")[0] == 0
         wait_until(lambda: (watcher.latest("device/gate-1") or {}).get("state") == "open", 10, "gate-1 open")
         commands = [e for e in watcher.events() if e["kind"] == "command" and e["subject"] == "gate-1"]
@@ -96,6 +100,8 @@ def test_a_clean_stop_publishes_every_device_unknown_and_retained_states_expire(
             assert watcher.latest(f"device/{name}")["state"] == "unknown"
         assert watcher.latest("lane/lane-1")["mode"] == "unknown" and watcher.latest("plc/plc-bay")["comms"] == "unknown"
         assert watcher.latest("lockdown")["active"] is None
+        assert watcher.latest("readiness/blocker-1") == {"name": "blocker-1", "state": "unknown",
+                                                         "reasons": ["barrierd stopped"]}
     finally:
         watcher.close()
     # A command centre connecting later: the retained states expire (3 × refresh_s = 6 s) once barrierd is

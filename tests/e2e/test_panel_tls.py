@@ -56,7 +56,7 @@ def test_plain_http_and_an_untrusted_client_get_no_answer(tls_panel):
 def test_off_loopback_reading_needs_a_session(tls_panel, users):
     _procs, url, tls = tls_panel
     anonymous = PanelClient(url, tls)
-    for path in ("/api/status", "/api/layout", "/api/events?after=0"):
+    for path in ("/api/status", "/api/layout", "/api/events?after=0", "/api/health"):
         refused = anonymous.request("GET", path)
         assert refused.status == 401 and "log in" in refused.body["error"], (path, refused.body)
     viewer = PanelClient(url, tls)
@@ -66,6 +66,8 @@ def test_off_loopback_reading_needs_a_session(tls_panel, users):
     assert viewer.request("GET", "/api/session").body["reading_needs_login"] is True
     status = viewer.request("GET", "/api/status")
     assert status.status == 200 and {d["name"] for d in status.body["devices"]} >= {"gate-1", "bay-exit"}
+    health = viewer.request("GET", "/api/health?device=bay-exit")
+    assert health.status == 200 and [d["name"] for d in health.body["data"]["devices"]] == ["bay-exit"]
 
 
 async def closed_by_panel(ws: aiohttp.ClientWebSocketResponse, timeout_s: float) -> tuple[int, str]:

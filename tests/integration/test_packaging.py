@@ -25,4 +25,6 @@ def test_the_wheel_builds_without_setuptools_warnings_and_ships_the_sites_and_th
     assert "config/sites/demo.toml" in names and "config/sites/demo-rtu.toml" in names
     assert any(name.startswith("controller/panel_static/") for name in names)
     assert {"centre/static/index.html", "centre/static/centre.js", "centre/static/centre.css"} <= names
+    assert {"controller/panel_static/health.js", "controller/panel_static/vendor/uPlot.iife.min.js",
+            "controller/panel_static/vendor/uPlot.min.css", "controller/panel_static/vendor/uPlot.LICENSE"} <= names
     assert not any(name.startswith("tests/") for name in names)

@@ -93,6 +93,19 @@ async def test_health_and_status_show_travels_limits_cycles_service_and_readines
 
 
 @pytest.mark.asyncio
+async def test_health_of_one_device_answers_for_it_alone_and_names_a_wrong_device(plant):
+    site = plant.site
+    one = await ask(site, "health", GUARD, device="blocker-1")
+    assert one.code is ExitCode.DONE and [d["name"] for d in one.data["devices"]] == ["blocker-1"]
+    assert one.data["devices"][0] == next(d for d in site.condition.health()["devices"] if d["name"] == "blocker-1")
+    unknown = await ask(site, "health", GUARD, device="gate-9")
+    assert unknown.code is ExitCode.USAGE and "no device named 'gate-9'" in unknown.message and unknown.data is None
+    signal = await ask(site, "health", GUARD, device="signal-1")
+    assert signal.code is ExitCode.REFUSED and "rule not_monitored" in signal.message
+    assert commands(site) == [], "health is a read: nothing recorded"
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("opted_in", [False, True])
 async def test_oil_too_cold_refuses_opening_only_when_the_site_opts_in(tmp_path, opted_in):
     plant = await plant_site(EventStore(tmp_path / "events.sqlite"), refuse_open_in_cold=opted_in)

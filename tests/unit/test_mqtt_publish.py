@@ -89,8 +89,16 @@ async def test_a_clean_stop_publishes_every_state_unknown_and_the_site_offline(s
     publisher = publisher_with(site, monkeypatch, [client])
     publisher.start()
     await async_wait_until(lambda: publisher.connected, 5.0, "the publisher connected")
+    await async_wait_until(lambda: client.times("alarms"), 5.0, "the first snapshot published")
+    readiness = site.condition.devices["blocker-1"].readiness.as_dict()
+    assert client.last("readiness/blocker-1") == {"name": "blocker-1", **readiness} and readiness["state"] == "unknown"
+    assert client.last("device/blocker-1")["readiness"] == readiness, "the same readiness in the device topic"
+    assert {t for _, t, _, _ in client.published if t.startswith("readiness/")} == {
+        f"readiness/{name}" for name, d in site.devices.items() if d.SPEC.lockdown_verb == "efo"}, "blockers only"
     await publisher.stop()
     assert client.last("device/gate-1") == {"name": "gate-1", "state": "unknown", "reason": "barrierd stopped"}
+    assert client.last("readiness/blocker-2") == {"name": "blocker-2", "state": "unknown",
+                                                  "reasons": ["barrierd stopped"]}
     assert client.last("lane/lane-1")["mode"] == "unknown" and client.last("plc/plc-bay")["comms"] == "unknown"
     assert client.last("lockdown")["active"] is None and client.last("alarms") is None
     assert client.last("status")["online"] is False and client.last("status")["site"] == CFG.site.name
