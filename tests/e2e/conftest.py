@@ -5,7 +5,8 @@ import subprocess
 import pytest
 
 from tests.e2e.harness import Processes, site_copy
-from tests.e2e.panel_rig import UnixUsers, own_addresses
+from tests.e2e.panel_browser import Screens, browser
+from tests.e2e.panel_rig import UnixUsers, own_addresses, start_panel_site
 
 SPARE_ADDRESS = "198.18.0.7"  # RFC 2544's benchmarking range: never routed, not loopback
 
@@ -39,3 +40,13 @@ def non_loopback_address():
         yield SPARE_ADDRESS
     finally:
         subprocess.run(["ip", "addr", "del", f"{SPARE_ADDRESS}/32", "dev", "lo"], check=False)
+
+
+@pytest.fixture
+def panel_in_browser(tmp_path, users):
+    """The demo site with its panel, a headless Chromium on it, and the screenshots' writer."""
+    procs, url = start_panel_site(tmp_path, users)
+    driver = browser(tmp_path)
+    yield procs, url, driver, Screens(driver, tmp_path)
+    driver.quit()
+    procs.close()

@@ -1,14 +1,10 @@
-"""The deploy/mosquitto examples made runnable: a test CA and certificates, the configs rendered, brokers and clients."""
+"""The deploy/mosquitto examples made runnable: a test CA and certificates, the configs rendered, clients."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import re
-import shutil
-import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +19,6 @@ from tests.support import REPO, wait_until
 
 EXAMPLES = REPO / "deploy" / "mosquitto"
 PLACEHOLDER = re.compile(r"@[A-Z_]+@")
-
-
-def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto", path=os.environ.get("PATH", "") + ":/usr/sbin:/usr/local/sbin")
-    if found is None:
-        raise AssertionError("mosquitto is not installed: `make test` installs it (Debian package mosquitto)")
-    return found
 
 
 def render(example: str, values: dict[str, object], options: dict[str, str] | None = None) -> str:
@@ -103,35 +92,6 @@ class TestPki:
 
 
 # ----- brokers --------------------------------------------------------------------------------------
-
-
-class Mosquitto:
-    """A Mosquitto process on a rendered config; `start` waits for its port, `stop` for its exit."""
-
-    def __init__(self, conf: Path, port: int, log: Path) -> None:
-        self.conf, self.port, self.log = conf, port, log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with self.log.open("a") as log:
-            self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)], stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
-        wait_until(self._up, 10, f"mosquitto listening on {self.port} (log: {self.log})")
-
-    def _up(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"mosquitto exited with {self.proc.returncode}: {self.log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = None
 
 
 # ----- clients --------------------------------------------------------------------------------------

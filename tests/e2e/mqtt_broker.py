@@ -20,23 +20,22 @@ def mosquitto_binary() -> str:
     return found
 
 
-class Broker:
-    """A Mosquitto process on a free loopback port."""
+class Mosquitto:
+    """A Mosquitto process on a config file; `start` waits for its port, `stop` for its exit."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.conf = tmp / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.log = tmp / "mosquitto.log"
+    def __init__(self, conf: Path, port: int, log: Path) -> None:
+        self.conf, self.port, self.log = conf, port, log
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         with self.log.open("a") as log:
             self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)], stdout=log, stderr=log,
                                          stdin=subprocess.DEVNULL)
-        wait_until(self._up, 10, "broker listening")
+        wait_until(self._up, 10, f"mosquitto listening on {self.port} (log: {self.log})")
 
     def _up(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"mosquitto exited with {self.proc.returncode}: {self.log.read_text()}")
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                 return True
@@ -48,3 +47,13 @@ class Broker:
             self.proc.terminate()
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+class Broker(Mosquitto):
+    """A plain Mosquitto on a free loopback port (anonymous, no persistence)."""
+
+    def __init__(self, tmp: Path) -> None:
+        port = free_port()
+        conf = tmp / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        super().__init__(conf, port, tmp / "mosquitto.log")

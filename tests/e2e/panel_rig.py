@@ -162,3 +162,12 @@ class PanelClient:
 
     def command(self, command: str, **args) -> Answer:
         return self.request("POST", "/api/command", {"command": command, "args": args})
+
+
+def logged_in(url: str, users: UnixUsers, role: str) -> PanelClient:
+    """A panel client logged in as the users' `role`."""
+    client = PanelClient(url)
+    name = users.names[role]
+    answer = client.login(name, users.passwords[name])
+    assert answer.status == 200, answer.body
+    return client

@@ -19,7 +19,7 @@ from centre import protocol
 from hal.profile import Command, SlotHolding, slot_base
 from tests.e2e.harness import Processes, site_copy
 from tests.e2e.test_device_commands import command_writes
-from tests.e2e.test_mqtt_publish import Broker
+from tests.e2e.mqtt_broker import Broker
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e

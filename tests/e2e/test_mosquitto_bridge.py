@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.mosquitto_rig import EXAMPLES, Client, Mosquitto, TestPki, render
+from tests.e2e.mosquitto_rig import EXAMPLES, Client, TestPki, render
+from tests.e2e.mqtt_broker import Mosquitto
 from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -12,24 +12,14 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.e2e.panel_browser import Screens, attribute, browser, lane_mode, log_in, message, press, shown_state
-from tests.e2e.panel_rig import start_panel_site
+from tests.e2e.panel_browser import attribute, lane_mode, log_in, message, press, shown_state
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def panel(tmp_path, users):
-    procs, url = start_panel_site(tmp_path, users)
-    driver = browser(tmp_path)
-    yield procs, url, driver, Screens(driver, tmp_path)
-    driver.quit()
-    procs.close()
-
-
-def test_a_guard_secures_locks_down_is_refused_acknowledges_and_logs_out(panel, users):
-    procs, url, driver, screens = panel
+def test_a_guard_secures_locks_down_is_refused_acknowledges_and_logs_out(panel_in_browser, users):
+    procs, url, driver, screens = panel_in_browser
     driver.get(url)
     wait_until(lambda: shown_state(driver, "gate-1") == "closed", 15, "gate-1 closed on the panel")
     assert "site demo" in driver.find_element(By.ID, "title").text
@@ -94,8 +84,8 @@ def test_a_guard_secures_locks_down_is_refused_acknowledges_and_logs_out(panel, 
     screens.take("locked")
 
 
-def test_no_data_within_two_seconds_when_barrierd_stops_answering(panel, users):
-    procs, url, driver, screens = panel
+def test_no_data_within_two_seconds_when_barrierd_stops_answering(panel_in_browser, users):
+    procs, url, driver, screens = panel_in_browser
     driver.get(url)
     wait_until(lambda: shown_state(driver, "gate-1") == "closed", 15, "gate-1 closed on the panel")
     procs.daemon.send_signal(signal.SIGSTOP)  # hung, not gone: the page gets no message at all
@@ -124,8 +114,8 @@ def page_fetch(driver, path: str, body: dict, headers: dict) -> dict:
         path, body, headers)
 
 
-def test_the_browser_is_refused_without_login_with_a_wrong_role_without_csrf_and_from_another_origin(panel, users):
-    procs, url, driver, screens = panel
+def test_the_browser_is_refused_without_login_with_a_wrong_role_without_csrf_and_from_another_origin(panel_in_browser, users):
+    procs, url, driver, screens = panel_in_browser
     driver.get(url)
     wait_until(lambda: shown_state(driver, "gate-1") == "closed", 15, "the panel drawn")
     open_gate = {"command": "open", "args": {"device": "gate-1"}}
@@ -154,8 +144,8 @@ def test_the_browser_is_refused_without_login_with_a_wrong_role_without_csrf_and
     assert done == 0 and procs.device("gate-1")["state"] == "closed"
 
 
-def test_the_panel_api_serves_the_status_the_events_and_the_layout(panel):
-    procs, url, _driver, _screens = panel
+def test_the_panel_api_serves_the_status_the_events_and_the_layout(panel_in_browser):
+    procs, url, _driver, _screens = panel_in_browser
     with urllib.request.urlopen(url + "api/status", timeout=5) as reply:
         status = json.load(reply)
         assert reply.headers["Cache-Control"] == "no-store"
@@ -173,9 +163,9 @@ def test_the_panel_api_serves_the_status_the_events_and_the_layout(panel):
         assert refused.value.code == 400, bad
 
 
-def test_the_panel_turns_away_a_request_addressed_to_another_host_name(panel):
+def test_the_panel_turns_away_a_request_addressed_to_another_host_name(panel_in_browser):
     """DNS rebinding: a page from elsewhere, its name re-pointed at 127.0.0.1, still sends its own Host."""
-    _procs, url, _driver, _screens = panel
+    _procs, url, _driver, _screens = panel_in_browser
     request = urllib.request.Request(url + "api/status", headers={"Host": "attacker.example"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from tests.e2e.panel_rig import PanelClient, UnixUsers, start_panel_site
+from tests.e2e.panel_rig import PanelClient, logged_in, start_panel_site
 
 pytestmark = pytest.mark.e2e
 
@@ -16,14 +16,6 @@ def panel(tmp_path, users):
     procs, url = start_panel_site(tmp_path, users)
     yield procs, url
     procs.close()
-
-
-def logged_in(url: str, users: UnixUsers, role: str) -> PanelClient:
-    client = PanelClient(url)
-    name = users.names[role]
-    answer = client.login(name, users.passwords[name])
-    assert answer.status == 200, answer.body
-    return client
 
 
 def command_rows(procs) -> list[tuple]:

@@ -7,8 +7,8 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.e2e.panel_browser import Screens, attribute, browser, shown_state
-from tests.e2e.panel_rig import PanelClient, start_panel_site
+from tests.e2e.panel_browser import attribute, shown_state
+from tests.e2e.panel_rig import PanelClient
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -18,15 +18,6 @@ return u ? {labels: u.series.map(s => s.label), data: u.data} : null;"""
 DIALOG = """const r = document.getElementById('health').getBoundingClientRect(), b = document.getElementById('health-close');
 return {open: document.getElementById('health').open, box: [r.left, r.top, r.right, r.bottom],
         close: [b.offsetWidth, b.offsetHeight], scroll: [scrollX, scrollY]};"""
-
-
-@pytest.fixture
-def panel(tmp_path, users):
-    procs, url = start_panel_site(tmp_path, users)
-    driver = browser(tmp_path)
-    yield procs, url, driver, Screens(driver, tmp_path)
-    driver.quit()
-    procs.close()
 
 
 def travels_of(url: str, device: str) -> dict:
@@ -42,8 +33,8 @@ def drive(procs, *steps: tuple[str, ...]) -> None:
         assert code == 0, (step, err)
 
 
-def test_the_health_view_charts_travels_against_their_limits_and_blockers_show_readiness(panel):
-    procs, url, driver, screens = panel
+def test_the_health_view_charts_travels_against_their_limits_and_blockers_show_readiness(panel_in_browser):
+    procs, url, driver, screens = panel_in_browser
     wait_until(lambda: procs.device("bay-exit")["state"] == "closed", 15, "bay-exit read as closed")
     drive(procs, ("open", "bay-exit"), ("close", "bay-exit"), ("open", "bay-exit"), ("close", "bay-exit"),
           ("lower", "blocker-2"), ("lockdown", "--lane", "lane-2", "--reason", "drill: EFO timing"))
@@ -95,8 +86,8 @@ def test_the_health_view_charts_travels_against_their_limits_and_blockers_show_r
     assert shown_state(driver, "gate-1") == "closed", "the lanes are still there, unscrolled"
 
 
-def test_api_health_answers_through_the_registry_and_names_a_wrong_device(panel):
-    _procs, url, _driver, _screens = panel
+def test_api_health_answers_through_the_registry_and_names_a_wrong_device(panel_in_browser):
+    _procs, url, _driver, _screens = panel_in_browser
     anyone = PanelClient(url)  # loopback: reading needs no login
     everything = anyone.request("GET", "/api/health")
     assert everything.status == 200 and set(everything.body) == {"exit", "outcome", "message", "data"}

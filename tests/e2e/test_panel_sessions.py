@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.panel_rig import PanelClient, UnixUsers, start_panel_site
+from tests.e2e.panel_rig import PanelClient, logged_in, start_panel_site
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -23,13 +23,6 @@ def panel(tmp_path, users):
     procs, url = start_panel_site(tmp_path, users, extra=f"idle_timeout_s = {IDLE_S}\n")
     yield procs, url
     procs.close()
-
-
-def logged_in(url: str, users: UnixUsers, role: str) -> PanelClient:
-    client = PanelClient(url)
-    name = users.names[role]
-    assert client.login(name, users.passwords[name]).status == 200
-    return client
 
 
 def panel_events(procs) -> list[tuple]:
