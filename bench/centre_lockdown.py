@@ -103,8 +103,11 @@ def _open_lanes(daemon: Daemon) -> None:
                 if reply["exit"] != 0:
                     raise RuntimeError(f"centre_lockdown benchmark: {verb} {role}-{i}: {reply['message']}")
         wanted = {f"{role}-{i}": OPEN_STATES[role] for i in range(1, LANES + 1) for role, _ in OPENING}
-        wait_for(lambda: all(d["state"] == wanted[d["name"]] for d in control.status()["devices"] if d["name"] in wanted),
-                 30, "every lane open", step_s=0.1)
+
+        def all_open() -> bool:
+            return wanted.items() <= {d["name"]: d["state"] for d in control.status()["devices"]}.items()
+
+        wait_for(all_open, 30, "every lane open", step_s=0.1)
 
 
 def _lockdown(command: list[str]) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import (audit_store, centre_lockdown, comms_loss, fleet_broker, fleet_centre, floor, latency, lockdown_fanout,
-                   panel_jitter, panel_push, scale)
+from bench import (audit_store, centre_lockdown, comms_loss, fleet_broker, fleet_centre, floor, latency,
+                   lockdown_fanout, panel_jitter, panel_push, scale)
 from bench.rtu_poll import rtu_poll_rate
 
 Rows = list[dict[str, Any]]

@@ -10,8 +10,8 @@ import math
 
 import pytest
 
-from bench import (audit_store, centre_lockdown, comms_loss, fleet_centre, floor, latency, lockdown_fanout, panel_jitter,
-                   panel_push, scale)
+from bench import (audit_store, centre_lockdown, comms_loss, fleet_centre, floor, latency, lockdown_fanout,
+                   panel_jitter, panel_push, scale)
 from bench.procs import percentile
 from bench.runner import BENCHMARKS, Benchmark, run, write_reports
 from bench.sites import lanes_site, slots_site
