@@ -110,8 +110,8 @@ def measure_subscriber(subscriber_argv: Sequence[str], seconds: float, *, refres
 
     `terminal`: the subscriber runs on a pseudo-terminal (procs.TerminalChild), its screen updates counted.
     `reader_argv`: a second process (e.g. a web page's reader) started after it, asked with SIGUSR1 for a JSON
-    line {"received": the subscriber's own count, "updates": ...}. `after(port)`: more columns, measured with
-    the fleet still publishing once the window is over."""
+    line {"received": the subscriber's own count, "updates": ...}. `after(port)`: more columns, measured once
+    the window is over and the subscriber and reader are stopped, with the fleet still publishing."""
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         port = free_ports(1)[0]
@@ -127,9 +127,11 @@ def measure_subscriber(subscriber_argv: Sequence[str], seconds: float, *, refres
         wait_for(lambda: _listening(port), 10, "mosquitto listening")
         monitor = SysMonitor(port)
         stack.callback(monitor.close)
-        for child in (subscriber, publishers, reader):
+        stack.enter_context(publishers)
+        readers = stack.enter_context(contextlib.ExitStack())  # stopped before `after`
+        for child in (subscriber, reader):
             if child is not None:
-                stack.enter_context(child)
+                readers.enter_context(child)
         time.sleep(WARMUP_S)
         for child, what in ((broker, "broker"), (subscriber, "subscriber"), (publishers, "sites"), (reader, "reader")):
             if child is not None and not child.alive():
@@ -141,6 +143,7 @@ def measure_subscriber(subscriber_argv: Sequence[str], seconds: float, *, refres
         cpu1 = {c: cpu_seconds(c.pid) for c in (broker, subscriber, publishers)}
         rss, peak = memory_mb(broker.pid, "VmRSS"), memory_mb(broker.pid)
         subscriber_peak = memory_mb(subscriber.pid)
+        readers.close()
         extra = after(port) if after is not None else {}
     wall = end[0] - start[0]
     rate_in = (published1 - published0) / wall

@@ -31,8 +31,9 @@ NOTES = (
     "as a browser left open; received/s is the centre's own count from the pushed pictures, sites_online and "
     "devices_current its last picture) or `watch` on a 200 × 60 pseudo-terminal drained by the bench "
     "(view_updates/s: frames drawn); the reference is the plain aiomqtt subscriber. subscriber_cpu in CPU s/s, "
-    "subscriber_peak_mb its VmHWM. status_json_s: `barrier-centre status --json` started with the fleet still "
-    f"publishing, to its exit (process start and imports included), p50 / max of {STATUS_RUNS}; status_sites: "
+    "subscriber_peak_mb its VmHWM. status_json_s: after the web row's window, its centre and page stopped, "
+    "`barrier-centre status --json` started with the fleet still publishing, to its exit (process start and "
+    f"imports included), p50 / max of {STATUS_RUNS}; status_sites: "
     "sites in the JSON it printed (online, every lane's device current / all)."
 )
 
