@@ -49,9 +49,10 @@ NOTES = (
     "subscriber kept up. CPU as CPU s/s from /proc/PID/stat (1.0 = one core); broker RSS = VmRSS at the end "
     "of the window, peak = VmHWM. refresh_s 10 is barrierd's default; 1 s, its minimum, is the stress row, "
     f"where the simulated sites fall short of the {SITES * (LANES * 6 + 2) + SITES * EVENTS_PER_SITE_S:.0f} "
-    "msgs/s asked (with 5 states per lane, ≈ 450 to 1000/s reached, at 0.2 CPU s/s: "
-    "something paces aiomqtt's QoS 1 publishes, not found yet); the broker is not the limit (≈ 0.03 CPU s/s). "
-    "To measure another subscriber (the centre): measure_subscriber([...argv with {host} and {port}...])."
+    "msgs/s asked (earlier payloads, 5 states per lane: ≈ 450 to 1000/s reached at 0.2 CPU s/s, something "
+    "pacing aiomqtt's QoS 1 publishes; barrierd's payloads: ≈ 3000/s at 0.95 CPU s/s, one run on a loaded "
+    "machine); the broker is not the limit (≈ 0.1 CPU s/s). The centre itself is measured in fleet_centre "
+    "(measure_subscriber with its argv, {host} and {port} filled in)."
 )
 
 BROKER_CONF = """listener {port} 127.0.0.1
