@@ -15,22 +15,26 @@ import aiohttp
 CONNECT_WITHIN_S = 30.0
 
 
-def summary(picture: dict | None, updates: int) -> dict:
-    """{"received": the centre's message count, "updates": pictures pushed, sites, online, devices current/total}."""
+def summary(picture: dict | None, updates: int, size: int = 0) -> dict:
+    """{"received": the centre's message count, "updates": pictures pushed, the last one's size, sites online,
+    devices current/total}."""
     if picture is None:
-        return {"received": 0, "updates": updates, "sites_online": 0, "devices_current": "0/0"}
+        return {"received": 0, "updates": updates, "picture_kb": 0, "sites_online": 0, "devices_current": "0/0"}
     devices = [device for site in picture["sites"] for lane in site["lanes"] for device in lane["devices"]]
     devices += [device for site in picture["sites"] for device in site["others"]]
-    return {"received": picture["received"], "updates": updates,
+    return {"received": picture["received"], "updates": updates, "picture_kb": round(size / 1000, 1),
             "sites_online": sum(site["state"] == "online" for site in picture["sites"]),
             "devices_current": f"{sum(device['current'] for device in devices)}/{len(devices)}"}
 
 
 async def follow(url: str) -> None:
-    state: dict = {"picture": None, "updates": 0}
+    state: dict = {"picture": None, "updates": 0, "size": 0}
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGUSR1, lambda: print(json.dumps(summary(state["picture"], state["updates"])),
-                                                          flush=True))
+
+    def answer() -> None:
+        print(json.dumps(summary(state["picture"], state["updates"], state["size"])), flush=True)
+
+    loop.add_signal_handler(signal.SIGUSR1, answer)
     deadline = loop.time() + CONNECT_WITHIN_S
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=30)) as session:
         while True:
@@ -49,7 +53,7 @@ async def follow(url: str) -> None:
                 *events, buffer = buffer.split(b"\n\n")
                 for event in events:
                     if event.startswith(b"data: "):
-                        state["picture"] = json.loads(event[6:])
+                        state["picture"], state["size"] = json.loads(event[6:]), len(event) - 6
                         state["updates"] += 1
 
 

@@ -132,7 +132,8 @@ def test_fleet_centre_follows_the_fleet_with_the_web_page_and_the_terminal_view(
         assert r["subscriber_cpu"] >= 0
     web, watch = rows[1], rows[2]
     # the centre understood what the simulated sites publish: both online, all 6 devices current
-    assert web["sites_online"] == 2 and web["devices_current"] == "6/6" and positive(web["received/s"])
+    assert web["sites_online"] == 2 and web["devices_current"] == "6/6" and positive(web["received/s"],
+                                                                                 web["picture_kb"])
     assert web["status_sites"] == "2 (2 online, 6/6)" and positive(*map(float, web["status_json_s"].split(" / ")))
     assert positive(web["view_updates/s"], watch["view_updates/s"])
     assert watch["status_json_s"] == "-" and rows[0]["view_updates/s"] == "-"
