@@ -9,6 +9,7 @@ $SYS counters (sys_interval 1), read by a monitor client whose own $SYS deliveri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -16,13 +17,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from bench.procs import Child, cpu_seconds, memory_mb, wait_for
+from bench.procs import Child, TerminalChild, cpu_seconds, memory_mb, wait_for
 from bench.sites import free_ports
 
 SITES = 50
@@ -37,8 +38,9 @@ TITLE = f"Fleet broker: {SITES} sites × {LANES} lanes publishing into one Mosqu
 NOTES = (
     f"One Mosquitto 2.0 (Debian) on loopback without TLS (the TLS of deploy/mosquitto/centre.conf is left out: "
     f"this row measures routing), persistence off. The sites: one process (bench/fleet_sites.py), one aiomqtt "
-    f"MQTT 5 connection per site, each site publishing its {LANES * 5 + 3} retained states (per lane: the lane, "
-    f"gate, blocker, signal and its PLC; status, lockdown, alarms) at QoS 1 with a 3 × refresh_s expiry once "
+    f"MQTT 5 connection per site, each site publishing its status once (retained) and its {LANES * 6 + 2} "
+    f"retained states shaped as a real barrierd's (per lane: the lane, gate, blocker and its readiness, signal "
+    f"and its PLC; lockdown, alarms) at QoS 1 with a 3 × refresh_s expiry once "
     f"per refresh_s, sites out of step, plus {EVENTS_PER_SITE_S:g} events/s per site (Poisson). The "
     "subscriber: barrier-supervisor/# at QoS 1, each payload JSON-decoded (reference: "
     "bench/fleet_subscriber.py, plain aiomqtt). msgs_in/s: publishes the broker acknowledged (the sites' "
@@ -46,9 +48,11 @@ NOTES = (
     "$SYS messages (the $SYS counter arrives once a second: ±1 s of it over the window); out/in near 1 means the "
     "subscriber kept up. CPU as CPU s/s from /proc/PID/stat (1.0 = one core); broker RSS = VmRSS at the end "
     "of the window, peak = VmHWM. refresh_s 10 is barrierd's default; 1 s, its minimum, is the stress row, "
-    "where the simulated sites fall short of the 4175 msgs/s asked (≈ 450 to 1000/s reached, at 0.2 CPU s/s: "
-    "something paces aiomqtt's QoS 1 publishes, not found yet); the broker is not the limit (≈ 0.03 CPU s/s). "
-    "To measure another subscriber (the centre): measure_subscriber([...argv with {host} and {port}...])."
+    f"where the simulated sites fall short of the {SITES * (LANES * 6 + 2) + SITES * EVENTS_PER_SITE_S:.0f} "
+    "msgs/s asked (earlier payloads, 5 states per lane: ≈ 450 to 1000/s reached at 0.2 CPU s/s, something "
+    "pacing aiomqtt's QoS 1 publishes; barrierd's payloads: ≈ 3000/s at 0.95 CPU s/s, one run on a loaded "
+    "machine); the broker is not the limit (≈ 0.1 CPU s/s). The centre itself is measured in fleet_centre "
+    "(measure_subscriber with its argv, {host} and {port} filled in)."
 )
 
 BROKER_CONF = """listener {port} 127.0.0.1
@@ -99,10 +103,17 @@ class SysMonitor:
 
 
 def measure_subscriber(subscriber_argv: Sequence[str], seconds: float, *, refresh_s: float = 10.0,
-                       sites: int = SITES, lanes: int = LANES, label: str = "") -> dict[str, Any]:
+                       sites: int = SITES, lanes: int = LANES, label: str = "", terminal: bool = False,
+                       reader_argv: Sequence[str] | None = None,
+                       after: Callable[[int], dict[str, Any]] | None = None) -> dict[str, Any]:
     """One row: the broker fed by `sites` simulated sites, read by the subscriber command (argv; "{host}" and
-    "{port}" in it are filled), measured for `seconds` after a warm-up."""
-    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
+    "{port}" in it are filled), measured for `seconds` after a warm-up.
+
+    `terminal`: the subscriber runs on a pseudo-terminal (procs.TerminalChild), its screen updates counted.
+    `reader_argv`: a second process (e.g. a web page's reader) started after it, asked with SIGUSR1 for a JSON
+    line {"received": the subscriber's own count, "updates": ...}. `after(port)`: more columns, measured once
+    the window is over and the subscriber and reader are stopped, with the fleet still publishing."""
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         port = free_ports(1)[0]
         (work / "mosquitto.conf").write_text(BROKER_CONF.format(port=port))
@@ -111,29 +122,35 @@ def measure_subscriber(subscriber_argv: Sequence[str], seconds: float, *, refres
         publishers = Child([sys.executable, "-m", "bench.fleet_sites", "--port", str(port), "--sites", str(sites),
                             "--lanes", str(lanes), "--refresh-s", str(refresh_s),
                             "--events-per-site-s", str(EVENTS_PER_SITE_S)], work / "sites.log")
-        subscriber = Child(argv, work / "subscriber.log")
-        with broker:
-            wait_for(lambda: _listening(port), 10, "mosquitto listening")
-            monitor = SysMonitor(port)
-            try:
-                with subscriber, publishers:
-                    time.sleep(WARMUP_S)
-                    for child, what in ((broker, "broker"), (subscriber, "subscriber"), (publishers, "sites")):
-                        if not child.alive():
-                            raise child.fail(f"the {what} exited")
-                    start, published0 = monitor.fresh(), published(publishers)
-                    cpu0 = {c: cpu_seconds(c.pid) for c in (broker, subscriber, publishers)}
-                    time.sleep(seconds)
-                    end, published1 = monitor.fresh(), published(publishers)
-                    cpu1 = {c: cpu_seconds(c.pid) for c in (broker, subscriber, publishers)}
-                    rss, peak = memory_mb(broker.pid, "VmRSS"), memory_mb(broker.pid)
-            finally:
-                monitor.close()
+        subscriber = (TerminalChild if terminal else Child)(argv, work / "subscriber.log")
+        reader = Child(list(reader_argv), work / "reader.log") if reader_argv else None
+        stack.enter_context(broker)
+        wait_for(lambda: _listening(port), 10, "mosquitto listening")
+        monitor = SysMonitor(port)
+        stack.callback(monitor.close)
+        stack.enter_context(publishers)
+        readers = stack.enter_context(contextlib.ExitStack())  # stopped before `after`
+        for child in (subscriber, reader):
+            if child is not None:
+                readers.enter_context(child)
+        time.sleep(WARMUP_S)
+        for child, what in ((broker, "broker"), (subscriber, "subscriber"), (publishers, "sites"), (reader, "reader")):
+            if child is not None and not child.alive():
+                raise child.fail(f"the {what} exited")
+        start, published0, read0 = monitor.fresh(), published(publishers), _read(reader, subscriber)
+        cpu0 = {c: cpu_seconds(c.pid) for c in (broker, subscriber, publishers)}
+        time.sleep(seconds)
+        end, published1, read1 = monitor.fresh(), published(publishers), _read(reader, subscriber)
+        cpu1 = {c: cpu_seconds(c.pid) for c in (broker, subscriber, publishers)}
+        rss, peak = memory_mb(broker.pid, "VmRSS"), memory_mb(broker.pid)
+        subscriber_peak = memory_mb(subscriber.pid)
+        readers.close()
+        extra = after(port) if after is not None else {}
     wall = end[0] - start[0]
     rate_in = (published1 - published0) / wall
     rate_out = ((end[1] - start[1]) - (end[2] - start[2])) / wall
     cpu = {c: (cpu1[c] - cpu0[c]) / wall for c in cpu0}
-    return {
+    row = {
         "subscriber": label or " ".join(subscriber_argv[:3]),
         "sites × lanes": f"{sites} × {lanes}",
         "refresh_s": refresh_s,
@@ -144,20 +161,41 @@ def measure_subscriber(subscriber_argv: Sequence[str], seconds: float, *, refres
         "broker_rss_mb": round(rss, 1),
         "broker_peak_mb": round(peak, 1),
         "subscriber_cpu": round(cpu[subscriber], 3),
+        "subscriber_peak_mb": round(subscriber_peak, 1),
         "sites_cpu": round(cpu[publishers], 3),
     }
+    if read0 is not None and read1 is not None:
+        if "received" in read1:
+            row["received/s"] = round((read1["received"] - read0["received"]) / wall, 1)
+        row["view_updates/s"] = round((read1["updates"] - read0["updates"]) / wall, 2)
+        row |= {key: value for key, value in read1.items() if key not in ("received", "updates")}
+    return row | extra
+
+
+def _read(reader: Child | None, subscriber: Child) -> dict[str, Any] | None:
+    """The reader's counts (SIGUSR1), or a terminal subscriber's screen updates; None for neither."""
+    if reader is not None:
+        return _asked(reader, "received")
+    if isinstance(subscriber, TerminalChild):
+        return {"updates": subscriber.frames}
+    return None
 
 
 def published(publishers: Child) -> int:
     """The sites' count of acknowledged publishes, asked with SIGUSR1 (a JSON line in their log)."""
-    lines_before = publishers.log.read_text().count("\n")
-    publishers.proc.send_signal(signal.SIGUSR1)
-    line = wait_for(lambda: _line_after(publishers.log, lines_before), 5, "the sites' count")
-    return json.loads(line)["published"]
+    return _asked(publishers, "published")["published"]
 
 
-def _line_after(log: Path, count: int) -> str | None:
-    found = [line for line in log.read_text().splitlines()[count:] if line.startswith('{"published"')]
+def _asked(child: Child, key: str) -> dict[str, Any]:
+    """Send SIGUSR1 and wait for the JSON line starting with `key` that the child prints in answer."""
+    lines_before = child.log.read_text().count("\n")
+    child.proc.send_signal(signal.SIGUSR1)
+    line = wait_for(lambda: _line_after(child.log, lines_before, key), 5, f"the {key} count")
+    return json.loads(line)
+
+
+def _line_after(log: Path, count: int, key: str) -> str | None:
+    found = [line for line in log.read_text().splitlines()[count:] if line.startswith(f'{{"{key}"')]
     return found[0] if found else None
 
 

@@ -17,18 +17,38 @@ from paho.mqtt.properties import Properties
 EXPIRY_REFRESHES = 3  # as controller/mqtt_publish.py: a retained state expires after 3 refresh periods
 
 
+READINESS = {"state": "ready", "reasons": [], "pressure_bar": 160.0, "oil_c": 20.0, "decay_bar_per_min": None}
+KINDS = (("gate", "folding_gate", "closed", "closed", ["AT_CLOSED", "LOCKED"]),
+         ("blocker", "road_blocker", "closed", "raised", ["AT_CLOSED"]),
+         ("signal", "traffic_signal", "red", "red", ["RED"]))
+
+
 def site_states(site: str, lanes: int) -> list[tuple[str, dict]]:
-    """Every retained state of one site of `lanes` lanes (gate, blocker, signal and a PLC per lane)."""
+    """Every retained state of one site of `lanes` lanes, shaped as a real barrierd's (controller/mqtt_publish.py):
+    per lane a gate, a blocker (and its readiness), a signal, the lane and its PLC; then lockdown and alarms."""
     now = time.time()
-    states: list[tuple[str, dict]] = [("status", {"online": True, "site": site, "since": now})]
+    states: list[tuple[str, dict]] = []
     for lane in range(1, lanes + 1):
-        states.append((f"lane/lane-{lane}", {"mode": "secured", "since": now, "devices": 3}))
-        for kind in ("gate", "blocker", "signal"):
-            states.append((f"device/{kind}-{lane}", {"state": "closed", "kind": kind, "plc": f"plc-{lane}",
-                                                     "quality": "good", "since": now, "alarms": []}))
-        states.append((f"plc/plc-{lane}", {"comms": "good", "polls_ok": 123456, "last_ok": now}))
-    states += [("lockdown", {"active": None}), ("alarms", {"active": [], "count": 0})]
-    return states
+        plc = f"plc-{lane}"
+        for slot, (role, kind, state, display, flags) in enumerate(KINDS):
+            states.append((f"device/{role}-{lane}", {
+                "name": f"{role}-{lane}", "kind": kind, "state": state, "display": display,
+                "position": None if role == "signal" else 1000, "plc": plc, "slot": slot, "quality": "good",
+                "reason": None, "flags": flags, "intent": None, "intent_by": None, "verbs": ["open", "close", "reset"],
+                "travel_limit_s": 4.5, "readiness": READINESS if role == "blocker" else None, "cycles": 0,
+                "service_due": False}))
+        states.append((f"readiness/blocker-{lane}", {"name": f"blocker-{lane}", **READINESS}))
+        states.append((f"lane/lane-{lane}", {
+            "name": f"lane-{lane}", "mode": "secured", "devices": [f"{role}-{lane}" for role, *_ in KINDS],
+            "by": "barrierd", "reason": "every device secured", "since": now, "persisted": True, "lockdown": None}))
+        states.append((f"plc/{plc}", {"name": plc, "comms": "ok", "reason": None, "watchdog_ms": 3000,
+                                      "polls": 123456, "polls_ok": 123456}))
+    return states + [("lockdown", {"active": False}), ("alarms", [])]
+
+
+def site_status(site: str, refresh_s: float) -> dict:
+    """The retained status barrierd publishes on connecting (no expiry: the last will replaces it)."""
+    return {"online": True, "since": time.time(), "site": site, "refresh_s": refresh_s}
 
 
 async def run_site(port: int, site: str, lanes: int, refresh_s: float, events_per_s: float, counts: list[int]) -> None:
@@ -38,6 +58,8 @@ async def run_site(port: int, site: str, lanes: int, refresh_s: float, events_pe
     async with aiomqtt.Client("127.0.0.1", port, identifier=f"bench-{site}", protocol=aiomqtt.ProtocolVersion.V5,
                               max_inflight_messages=100) as client:
         client.pending_calls_threshold = 1000  # a whole refresh is in flight at once, as intended
+        await client.publish(f"{prefix}/status", json.dumps(site_status(site, refresh_s)), qos=1, retain=True)
+        counts[0] += 1
         loop = asyncio.get_running_loop()
         next_refresh = loop.time() + random.uniform(0, refresh_s)  # sites are not in step
         next_event = loop.time() + random.expovariate(events_per_s)

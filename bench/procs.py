@@ -7,14 +7,18 @@ benchmark's work directory, and stopped with SIGTERM (SIGKILL after 10 s) when i
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -190,6 +194,48 @@ class Child:
     def fail(self, what: str) -> RuntimeError:
         tail = self.log.read_text()[-2000:] if self.log.exists() else ""
         return RuntimeError(f"{what}: {' '.join(self.argv)}\n{tail}")
+
+
+class TerminalChild(Child):
+    """A child on a pseudo-terminal of `columns` × `rows`, as in an operator's terminal; the bench reads the
+    screen (the last 64 kB kept for the log) and counts its updates: each a frame starting with `marker`."""
+
+    def __init__(self, argv: list[str], log: Path, *, marker: bytes = b"barrier-centre  ", columns: int = 200,
+                 rows: int = 60) -> None:
+        super().__init__(argv, log)
+        self.marker, self.size = marker, (rows, columns)
+        self.frames = 0
+        self._tail = b""
+        self._reader: threading.Thread | None = None
+
+    def start(self) -> None:
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *self.size, 0, 0))
+        env = {**os.environ, "TERM": "xterm-256color"}
+        env.pop("COLUMNS", None), env.pop("LINES", None)
+        self.proc = subprocess.Popen(self.argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                     start_new_session=True)
+        os.close(slave)
+        self._reader = threading.Thread(target=self._drain, args=(master,), daemon=True)
+        self._reader.start()
+
+    def _drain(self, master: int) -> None:
+        keep = len(self.marker) - 1
+        try:
+            while chunk := os.read(master, 1 << 16):
+                seen = self._tail[-keep:] + chunk  # a marker split between two reads is counted once
+                self.frames += seen.count(self.marker)
+                self._tail = (self._tail + chunk)[-(1 << 16):]
+        except OSError:  # EIO: the child closed the terminal
+            pass
+        finally:
+            os.close(master)
+            self.log.write_bytes(self._tail)
+
+    def stop(self) -> None:
+        super().stop()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
 
 
 class Sim(Child):

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import audit_store, comms_loss, fleet_broker, floor, latency, lockdown_fanout, panel_jitter, panel_push, scale
+from bench import (audit_store, centre_lockdown, comms_loss, fleet_broker, fleet_centre, floor, latency,
+                   lockdown_fanout, panel_jitter, panel_push, scale)
 from bench.rtu_poll import rtu_poll_rate
 
 Rows = list[dict[str, Any]]
@@ -50,6 +51,8 @@ BENCHMARKS: list[Benchmark] = [
     Benchmark("panel_push", panel_push.TITLE, panel_push.panel_push, panel_push.NOTES),
     Benchmark("panel_jitter", panel_jitter.TITLE, panel_jitter.panel_jitter, panel_jitter.NOTES),
     Benchmark("fleet_broker", fleet_broker.TITLE, fleet_broker.fleet_broker, fleet_broker.NOTES),
+    Benchmark("fleet_centre", fleet_centre.TITLE, fleet_centre.fleet_centre, fleet_centre.NOTES),
+    Benchmark("centre_lockdown", centre_lockdown.TITLE, centre_lockdown.centre_lockdown, centre_lockdown.NOTES),
 ]
 
 

@@ -17,7 +17,7 @@ log = structlog.get_logger("centre.listen")
 
 RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 30.0
-SETTLE_S = 0.3  # the retained burst is over once nothing new came for this long
+SETTLE_S = 0.3  # the retained burst is over once nothing new came for this long, or once a live message came
 
 
 class BrokerUnreachable(Exception):
@@ -67,6 +67,7 @@ class Listener:
         self.connected = False
         self.error: str | None = None
         self.last_message: float | None = None  # the fleet's clock
+        self.live = False  # a message without the retain flag came: the broker has sent every retained one before it
         self.on_message: Callable[[], None] = lambda: None
 
     def _client(self) -> aiomqtt.Client:
@@ -93,6 +94,7 @@ class Listener:
                 expiry = getattr(message.properties, "MessageExpiryInterval", None) if message.properties else None
                 self.fleet.receive(str(message.topic), payload, expiry)
                 self.last_message = self.fleet.clock()
+                self.live = self.live or not message.retain
                 self.on_message()
         except aiomqtt.MqttError as exc:
             raise BrokerUnreachable(f"lost the broker {self.broker}: {exc}") from exc
@@ -114,9 +116,12 @@ class Listener:
                 delay = min(2 * delay, RECONNECT_MAX_S)
 
     async def retained(self, timeout_s: float, settle_s: float = SETTLE_S) -> bool:
-        """Subscribe, wait for the sites' retained state (every site complete and quiet) or the timeout; disconnect.
+        """Subscribe, wait for the sites' retained state or the timeout; disconnect.
 
-        True when complete; BrokerUnreachable when the broker could not be reached."""
+        The retained state is in once every site is complete and either nothing came for `settle_s` (a quiet
+        fleet) or a live message came (the broker sends a subscription's retained messages before any live
+        one: a fleet that keeps publishing is never quiet). True when complete; BrokerUnreachable when the
+        broker could not be reached."""
         task = asyncio.create_task(self.session())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -126,7 +131,7 @@ class Listener:
                     task.result()  # raises BrokerUnreachable
                     return self.fleet.complete()
                 quiet = self.last_message is not None and self.fleet.clock() - self.last_message >= settle_s
-                if self.connected and quiet and self.fleet.complete():
+                if self.connected and (quiet or self.live) and self.fleet.complete():
                     return True
                 await asyncio.sleep(0.05)
             return self.fleet.complete()

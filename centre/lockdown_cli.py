@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
 import sys
 import time
@@ -46,6 +47,8 @@ def add_lockdown_commands(subparsers: argparse._SubParsersAction) -> None:
                           help="a site's topic prefix ([mqtt] topic_prefix there); repeat per site")
     lockdown.add_argument("--ttl", type=float, default=30.0, help=f"seconds the command is valid (≤ {protocol.MAX_WINDOW_S:.0f})")
     lockdown.add_argument("--wait", type=float, default=REPLY_WAIT_S, help="seconds to wait for the replies")
+    lockdown.add_argument("--json", action="store_true",
+                          help="print the outcome as JSON: when it was sent, and each site's reply (null: none)")
     lockdown.set_defaults(func=run_lockdown)
 
 
@@ -82,7 +85,7 @@ def run_lockdown(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     envelope = protocol.sign(key, args.key_id, payload)
     outcome = asyncio.run(send_lockdown(broker, targets, envelope, payload["id"], args.wait))
-    print("\n".join(outcome.lines()))
+    print(json.dumps(outcome.as_dict(), indent=2) if args.json else "\n".join(outcome.lines()))
     return EXIT_OK if outcome.all_secured else EXIT_NOT_SECURED
 
 

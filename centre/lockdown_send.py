@@ -31,6 +31,11 @@ class Outcome:
     def all_secured(self) -> bool:
         return not self.missing and all(r["accepted"] and r["all_secured"] for r in self.replies.values())
 
+    def as_dict(self) -> dict:
+        """For `lockdown --json`: when it was published (unix time), and each site's reply as sent (null: none)."""
+        return {"id": self.id, "sent_at": self.sent_at, "all_secured": self.all_secured,
+                "sites": {site: self.replies.get(site) for site in self.sites}}
+
     def lines(self) -> list[str]:
         """Words for the operator: one line for success, else each site and device that is not secured."""
         if self.all_secured:

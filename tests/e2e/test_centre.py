@@ -142,6 +142,47 @@ def test_an_unreachable_broker_is_a_clear_error(tmp_path):
     assert f"broker 127.0.0.1:{port} not reachable" in proc.stderr
 
 
+def test_status_prints_the_retained_fleet_while_the_sites_keep_publishing(tmp_path):
+    """A fleet that never goes quiet: the first live message says the retained state is all in, so status prints
+    well before its 60 s timeout (it used to wait the timeout out)."""
+    import paho.mqtt.client as mqtt
+
+    broker = Broker(tmp_path)
+    broker.start()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        for name in SITES:
+            prefix = f"border/{name}"
+            retained = {"status": {"online": True, "site": name, "since": 1.0, "refresh_s": 10},
+                        "lane/lane-1": {"name": "lane-1", "mode": "secured", "devices": ["gate-1"]},
+                        "device/gate-1": {"name": "gate-1", "kind": "folding_gate", "state": "closed"},
+                        "lockdown": {"active": False}, "alarms": []}
+            for topic, body in retained.items():
+                client.publish(f"{prefix}/{topic}", json.dumps(body), qos=1, retain=True).wait_for_publish(10)
+        status = subprocess.Popen([str(BIN / "barrier-centre"), "status", "--json", "--broker",
+                                   f"127.0.0.1:{broker.port}", "--prefix", FILTER, "--timeout", "60"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while status.poll() is None and time.monotonic() < deadline:  # a site's events every 20 ms: never quiet
+            client.publish("border/north/events", json.dumps({"kind": "state_change", "subject": "gate-1"}), qos=0)
+            time.sleep(0.02)
+        if status.poll() is None:
+            status.kill()
+            pytest.fail("status still waiting after 30 s of a publishing fleet (its timeout is 60 s)")
+        out, err = status.communicate()
+        assert status.returncode == 0, err
+        picture = json.loads(out)
+        assert sorted(by_site(picture)) == sorted(SITES) and not err
+        for site in picture["sites"]:
+            assert site["state"] == "online" and site["lanes"][0]["devices"][0]["state"] == "closed"
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        broker.stop()
+
+
 @pytest.fixture(scope="module")
 def web_page(fleet, tmp_path_factory):
     """`barrier-centre web` on the three crossings' broker, open in headless Chromium (screenshots in its folder)."""

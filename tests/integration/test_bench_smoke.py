@@ -10,7 +10,8 @@ import math
 
 import pytest
 
-from bench import audit_store, comms_loss, floor, latency, lockdown_fanout, panel_jitter, panel_push, scale
+from bench import (audit_store, centre_lockdown, comms_loss, fleet_centre, floor, latency, lockdown_fanout,
+                   panel_jitter, panel_push, scale)
 from bench.procs import percentile
 from bench.runner import BENCHMARKS, Benchmark, run, write_reports
 from bench.sites import lanes_site, slots_site
@@ -121,10 +122,42 @@ def test_panel_jitter_without_and_with_pages():
         assert r["messages_read"] > 0 and r["flood_frames"] > 0 and r["slow_send_queue_kb"] >= 0
 
 
+def test_fleet_centre_follows_the_fleet_with_the_web_page_and_the_terminal_view():
+    rows = fleet_centre.fleet_centre(1.0, sites=2, lanes=1, status_runs=1, refresh_s=1.0)
+    assert [r["subscriber"].split(" ")[0:2] for r in rows] == [["aiomqtt", "(reference)"], ["barrier-centre", "web"],
+                                                               ["barrier-centre", "watch"]]
+    assert len({tuple(r) for r in rows}) == 1, "every row has the same columns"
+    for r in rows:
+        assert r["sites × lanes"] == "2 × 1" and positive(r["msgs_in/s"], r["msgs_out/s"], r["subscriber_peak_mb"])
+        assert r["subscriber_cpu"] >= 0
+    web, watch = rows[1], rows[2]
+    # the centre understood what the simulated sites publish: both online, all 6 devices current
+    assert web["sites_online"] == 2 and web["devices_current"] == "6/6" and positive(web["received/s"],
+                                                                                 web["picture_kb"])
+    assert web["status_sites"] == "2 (2 online, 6/6)" and positive(*map(float, web["status_json_s"].split(" / ")))
+    assert positive(web["view_updates/s"], watch["view_updates/s"])
+    assert watch["status_json_s"] == "-" and rows[0]["view_updates/s"] == "-"
+
+
+@pytest.mark.timeout(180)
+def test_centre_lockdown_secures_three_crossings_per_run_with_p50_and_max():
+    rows = centre_lockdown.centre_lockdown(0, runs=2, open_runs=0)
+    assert [(r["start"], r["run"]) for r in rows] == [("every device secured", run) for run in ("1", "2", "p50", "max")]
+    for r in rows:
+        secured = [float(v) for v in r["secured_s (north / south / east)"].split(" / ")]
+        delivery = [float(v) for v in r["delivery_ms (north / south / east)"].split(" / ")]
+        assert len(secured) == len(delivery) == 3 and positive(*secured, *delivery, r["wall_s"])
+    for r in rows[:2]:  # a run's all_secured_s is its slowest site
+        assert r["all_secured_s"] == max(float(v) for v in r["secured_s (north / south / east)"].split(" / "))
+    assert rows[3]["all_secured_s"] == max(rows[0]["all_secured_s"], rows[1]["all_secured_s"])
+    assert rows[3]["wall_s"] == max(rows[0]["wall_s"], rows[1]["wall_s"])
+
+
 def test_every_benchmark_is_registered_and_reports_render(tmp_path):
     names = [b.name for b in BENCHMARKS]
     assert names == ["rtu_poll_rate", "floor", "command_latency", "event_latency", "lockdown_fanout", "scale",
-                     "comms_loss", "audit_store_writes", "panel_push", "panel_jitter"]
+                     "comms_loss", "audit_store_writes", "panel_push", "panel_jitter", "fleet_broker", "fleet_centre",
+                     "centre_lockdown"]
     assert all(b.title and b.notes and callable(b.measure) for b in BENCHMARKS)
     tiny = Benchmark("floor", "floor", lambda seconds: floor.floor(seconds))
     md, js = write_reports(run([tiny], 0.1), tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 
 from centre import protocol
@@ -32,3 +33,31 @@ def test_lockdown_usage_errors_send_nothing(tmp_path, capsys):
     assert main(["lockdown", "--sites", "north", "--prefix-of", "north=a/#", *common]) == EXIT_USAGE
     assert main(["lockdown", "--sites", "north", "--prefix-of", "north=a", "--ttl", "61", *common]) == EXIT_USAGE
     assert "at most 60 s" in capsys.readouterr().err
+
+
+def test_lockdown_json_prints_when_it_was_sent_and_each_sites_reply_or_null(tmp_path, capsys, monkeypatch):
+    from centre import lockdown_cli
+    from centre.lockdown_send import Outcome
+
+    key = tmp_path / "hq.pem"
+    main(["keygen", "--out", str(key)])
+    capsys.readouterr()
+    sent: dict = {}
+
+    async def answered_by_north_only(broker, targets, envelope, command_id, wait_s):
+        sent.update(broker=broker, targets=targets, wait_s=wait_s)
+        devices = {"gate-1": protocol.device_outcome("closed", 1000.5, None)}
+        reply = protocol.reply(command_id, "north", 1000.1, devices=devices, secured_s=0.4)
+        return Outcome(id=command_id, sites=dict(targets), replies={"north": reply}, sent_at=1000.0)
+
+    monkeypatch.setattr(lockdown_cli, "send_lockdown", answered_by_north_only)
+    code = main(["lockdown", "--all", "--prefix-of", "north=b/north", "--prefix-of", "south=b/south", "--json",
+                 "--reason", "drill", "--operator", "duty-1", "--key", str(key), "--key-id", "hq-1",
+                 "--broker", "127.0.0.1:1883", "--wait", "3"])
+    printed = json.loads(capsys.readouterr().out)
+    assert code == lockdown_cli.EXIT_NOT_SECURED  # south never answered
+    assert sent == {"broker": ("127.0.0.1", 1883), "targets": {"north": "b/north", "south": "b/south"}, "wait_s": 3.0}
+    assert printed["sent_at"] == 1000.0 and printed["all_secured"] is False and printed["sites"]["south"] is None
+    north = printed["sites"]["north"]
+    assert north["id"] == printed["id"] and north["received_at"] == 1000.1 and north["secured_s"] == 0.4
+    assert north["devices"]["gate-1"] == {"secured": True, "state": "closed", "secured_at": 1000.5, "why": None}
