@@ -19,7 +19,8 @@ from rich.live import Live
 
 from centre.fleet import Fleet
 from centre.lockdown_cli import add_lockdown_commands
-from centre.listen import BrokerAddress, BrokerUnreachable, Listener, parse_host_port
+from centre.broker import add_login_options, broker_from, parse_host_port
+from centre.listen import BrokerUnreachable, Listener
 from centre.render import live_view, status_table
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 5
@@ -39,16 +40,11 @@ def broker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT", help="the centre's MQTT broker")
     parser.add_argument("--prefix", default=DEFAULT_FILTER, metavar="FILTER",
                         help=f"MQTT topic filter over the sites' prefixes (default {DEFAULT_FILTER})")
-    parser.add_argument("--username")
-    parser.add_argument("--password-file", help="a file holding the broker password (never on the command line)")
-    parser.add_argument("--tls-ca", help="connect over TLS, checking the broker against this CA file")
-    parser.add_argument("--connect-timeout", type=float, default=5.0, metavar="S")
+    add_login_options(parser)
 
 
 def listener_from(args: argparse.Namespace, fleet: Fleet) -> Listener:
-    host, port = parse_host_port(args.broker, 1883)
-    broker = BrokerAddress(host, port, args.username, args.password_file, args.tls_ca, args.connect_timeout)
-    return Listener(fleet, broker, args.prefix)
+    return Listener(fleet, broker_from(args), args.prefix)
 
 
 def add_watch_commands(subparsers: argparse._SubParsersAction) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import aiomqtt
 import structlog
 
+from centre.broker import BrokerAddress, mqtt_client
 from centre.fleet import Fleet
 
 log = structlog.get_logger("centre.listen")
@@ -22,41 +21,6 @@ SETTLE_S = 0.3  # the retained burst is over once nothing new came for this long
 
 class BrokerUnreachable(Exception):
     """The broker did not take the connection or the subscription; the words say why."""
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    """Where the centre's broker is and how to log in to it."""
-
-    host: str
-    port: int = 1883
-    username: str | None = None
-    password_file: str | None = None
-    tls_ca_file: str | None = None
-    connect_timeout_s: float = 5.0
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-def parse_host_port(text: str, default_port: int) -> tuple[str, int]:
-    """HOST:PORT, [V6]:PORT or HOST alone; ValueError in words a person reads."""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"{text!r}: expected [ADDRESS]:PORT")
-        port = rest[1:]
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    else:
-        host, port = text, ""
-    if not host:
-        raise ValueError(f"{text!r}: no host")
-    if not port:
-        return host, default_port
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
-    return host, int(port)
 
 
 class Listener:
@@ -71,11 +35,7 @@ class Listener:
         self.on_message: Callable[[], None] = lambda: None
 
     def _client(self) -> aiomqtt.Client:
-        password = Path(self.broker.password_file).read_text().strip() if self.broker.password_file else None
-        tls = ssl.create_default_context(cafile=self.broker.tls_ca_file) if self.broker.tls_ca_file else None
-        return aiomqtt.Client(self.broker.host, self.broker.port, username=self.broker.username, password=password,
-                              protocol=aiomqtt.ProtocolVersion.V5, timeout=self.broker.connect_timeout_s,
-                              tls_context=tls, keepalive=10)
+        return mqtt_client(self.broker)
 
     async def session(self) -> None:
         """One connection: subscribe and feed the fleet until it fails (BrokerUnreachable) or is cancelled."""
@@ -121,7 +81,7 @@ class Listener:
         The retained state is in once every site is complete and either nothing came for `settle_s` (a quiet
         fleet) or a live message came (the broker sends a subscription's retained messages before any live
         one: a fleet that keeps publishing is never quiet). True when complete; BrokerUnreachable when the
-        broker could not be reached."""
+        broker could not be reached, or had not taken the subscription by the timeout."""
         task = asyncio.create_task(self.session())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -134,6 +94,8 @@ class Listener:
                 if self.connected and (quiet or self.live) and self.fleet.complete():
                     return True
                 await asyncio.sleep(0.05)
+            if not self.fleet.sites and not self.connected:  # still connecting: nothing was read from the broker
+                raise BrokerUnreachable(f"broker {self.broker} not reachable within {timeout_s:g} s")
             return self.fleet.complete()
         finally:
             task.cancel()

@@ -14,7 +14,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from centre import protocol
-from centre.lockdown_send import REPLY_WAIT_S, parse_broker, send_lockdown
+from centre.broker import add_login_options, broker_from
+from centre.lockdown_send import REPLY_WAIT_S, send_lockdown
 
 EXIT_OK, EXIT_NOT_SECURED, EXIT_USAGE = 0, 1, 2
 
@@ -43,6 +44,7 @@ def add_lockdown_commands(subparsers: argparse._SubParsersAction) -> None:
     lockdown.add_argument("--key", required=True, type=Path, help="the private key file from keygen")
     lockdown.add_argument("--key-id", required=True, help="the key's name in the sites' [centre.keys]")
     lockdown.add_argument("--broker", required=True, help="HOST:PORT of the MQTT broker the sites listen on")
+    add_login_options(lockdown)
     lockdown.add_argument("--prefix-of", action="append", default=[], metavar="SITE=PREFIX",
                           help="a site's topic prefix ([mqtt] topic_prefix there); repeat per site")
     lockdown.add_argument("--ttl", type=float, default=30.0, help=f"seconds the command is valid (≤ {protocol.MAX_WINDOW_S:.0f})")
@@ -74,7 +76,7 @@ def run_keygen(args: argparse.Namespace) -> int:
 def run_lockdown(args: argparse.Namespace) -> int:
     try:
         targets = _targets(args)
-        broker = parse_broker(args.broker)
+        broker = broker_from(args)
         key = protocol.load_private_key(args.key.read_bytes())
         if not protocol.KEY_ID.match(args.key_id):
             raise ValueError(f"--key-id {args.key_id!r}: letters, digits, '_', '.', '-' (1..64)")

@@ -7,9 +7,8 @@ import json
 import time
 from dataclasses import dataclass, field
 
-import aiomqtt
-
 from centre import protocol
+from centre.broker import BrokerAddress, mqtt_client
 
 REPLY_WAIT_S = 30.0  # a site answers once its devices are confirmed or at its own deadline (travel limit + margin)
 
@@ -57,19 +56,12 @@ class Outcome:
         return lines
 
 
-def parse_broker(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--broker {text!r}: give HOST:PORT")
-    return host, int(port)
-
-
-async def send_lockdown(broker: tuple[str, int], targets: dict[str, str], envelope: bytes, command_id: str,
+async def send_lockdown(broker: BrokerAddress, targets: dict[str, str], envelope: bytes, command_id: str,
                         wait_s: float = REPLY_WAIT_S) -> Outcome:
     """Publish `envelope` to each target site's topic (site -> prefix) and wait for every reply or `wait_s`."""
     outcome = Outcome(id=command_id, sites=dict(targets))
     site_of_reply = {f"{prefix}/{protocol.REPLY_TOPIC}": site for site, prefix in targets.items()}
-    async with aiomqtt.Client(broker[0], broker[1], protocol=aiomqtt.ProtocolVersion.V5, timeout=10) as client:
+    async with mqtt_client(broker) as client:
         for topic in site_of_reply:
             await client.subscribe(topic, qos=1)  # before sending: no reply can come before the subscription
         outcome.sent_at = time.time()

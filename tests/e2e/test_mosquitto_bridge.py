@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from tests.e2e.mosquitto_rig import EXAMPLES, Client, TestPki, render
@@ -158,6 +162,32 @@ def test_the_centre_publishes_a_sites_lockdown_and_the_sites_local_subscriber_ge
                "the reply at the centre")
     # The lockdown came in only: it was never sent back out to the centre.
     assert centre.payloads(f"{PREFIX}/centre/lockdown") == [b'{"payload": "signed"}']
+
+
+def barrier_centre_status(fleet, *login: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "centre", "status", "--json", "--broker", f"localhost:{fleet.centre_port}",
+         "--prefix", "barrier-supervisor/#", "--timeout", "3", "--tls-ca", str(fleet.pki.ca_file), *login],
+        capture_output=True, text=True, timeout=60)
+
+
+def test_barrier_centre_reads_the_fleet_at_the_centres_broker_with_its_certificate_and_not_without(fleet):
+    watcher = fleet.at_centre("centre")
+    assert watcher.subscribe("barrier-supervisor/#") == GRANTED_QOS1
+    fleet.bridge_up(watcher)
+    status = json.dumps({"online": True, "site": SITE, "refresh_s": 10, "since": 1.0})
+    assert fleet.at_site().publish(f"{PREFIX}/status", status, retain=True, expiry_s=60) == 0
+    wait_until(lambda: watcher.payloads(f"{PREFIX}/status"), 10, "the site's status at the centre")
+    watcher.close()  # one connection per certificate: the broker's client id is the certificate's name
+
+    centre = fleet.identities["centre"]
+    shown = barrier_centre_status(fleet, "--client-cert", str(centre.cert), "--client-key", str(centre.key))
+    assert shown.returncode == 0, shown.stderr
+    (site,) = json.loads(shown.stdout)["sites"]
+    assert (site["prefix"], site["site"], site["state"]) == (PREFIX, SITE, "online"), site
+
+    refused = barrier_centre_status(fleet)  # TLS, but no certificate: the centre's broker takes no such client
+    assert refused.returncode == 5 and f"localhost:{fleet.centre_port}" in refused.stderr, refused.stderr
 
 
 def test_the_bridge_reports_a_lost_link_to_the_centre(fleet):

@@ -10,7 +10,8 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from centre.fleet import Fleet
-from centre.listen import BrokerAddress, Listener
+from centre.broker import BrokerAddress
+from centre.listen import Listener
 from centre.web import CentrePage
 from tests.support import free_port
 

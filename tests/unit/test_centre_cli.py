@@ -6,6 +6,7 @@ import json
 import stat
 
 from centre import protocol
+from centre.broker import BrokerAddress
 from centre.cli import main
 from centre.lockdown_cli import EXIT_USAGE
 
@@ -56,7 +57,7 @@ def test_lockdown_json_prints_when_it_was_sent_and_each_sites_reply_or_null(tmp_
                  "--broker", "127.0.0.1:1883", "--wait", "3"])
     printed = json.loads(capsys.readouterr().out)
     assert code == lockdown_cli.EXIT_NOT_SECURED  # south never answered
-    assert sent == {"broker": ("127.0.0.1", 1883), "targets": {"north": "b/north", "south": "b/south"}, "wait_s": 3.0}
+    assert sent == {"broker": BrokerAddress("127.0.0.1", 1883), "targets": {"north": "b/north", "south": "b/south"}, "wait_s": 3.0}
     assert printed["sent_at"] == 1000.0 and printed["all_secured"] is False and printed["sites"]["south"] is None
     north = printed["sites"]["north"]
     assert north["id"] == printed["id"] and north["received_at"] == 1000.1 and north["secured_s"] == 0.4

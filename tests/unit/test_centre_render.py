@@ -11,7 +11,7 @@ from rich.console import Console
 from centre import topics
 from centre.cli import parser
 from centre.fleet import Fleet
-from centre.listen import parse_host_port
+from centre.broker import parse_host_port
 from centre.render import MODE_STYLE, STATE_STYLE, live_view, status_table
 from centre.web import check_listen
 from config.schema import NAME, is_loopback
