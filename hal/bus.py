@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from hal.event_loop import wake_slack_s
 from hal.errors import BadReplyError, CommsError, ExceptionReplyError
 from hal.profile import (
     WATCHDOG_OFF,
@@ -34,7 +35,6 @@ ReadingHandler = Callable[[PlcReading], Awaitable[None]]
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 1.0
 ACK_SCANS = 10  # a command not acknowledged within this many PLC scans (plus one timeout) is reported
-WAKE_SLACK_S = 1e-6  # sleep this much past a due time, so the loop never wakes just before it
 UNIT_RETRY_MIN_S = 1.0  # a lost unit on a shared line is retried after this, doubling ...
 UNIT_RETRY_MAX_S = 4.0  # ... up to this
 
@@ -371,7 +371,8 @@ class Bus:
         if self._commands:
             return
         # A timer that sets the wake event: cheaper than a wait_for task per sleep.
-        timer = asyncio.get_running_loop().call_later(max(delay, 0) + WAKE_SLACK_S, self._wake.set)
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(max(delay, 0) + wake_slack_s(loop), self._wake.set)
         try:
             await self._wake.wait()
         finally:
