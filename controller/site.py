@@ -19,7 +19,8 @@ from controller.actions import command_device
 from controller.lockdown import Lockdown
 from hal.bus import Bus
 from hal.rtu import RtuTransport
-from hal.transport import TcpTransport, Transport
+from hal.tcp import TcpTransport
+from hal.transport import Transport
 from hal.unit import PlcReading, Quality, UnitSpec
 
 

@@ -1,11 +1,10 @@
-"""The HAL's small async transport interface and its Modbus TCP implementation over pymodbus."""
+"""The HAL's small async transport interface, and requests over a pymodbus client (Modbus RTU's: hal/rtu.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu.register_message import ReadHoldingRegistersResponse, ReadInputRegistersResponse
 
@@ -119,13 +118,3 @@ class PymodbusTransport:
         check_write_reply(
             reply, function_code=FC_WRITE_MULTIPLE, address=address, count=len(values), unit=unit, what=what
         )
-
-
-class TcpTransport(PymodbusTransport):
-    """Modbus TCP to one PLC: no library retries or reconnects; the bus decides when to retry."""
-
-    def __init__(self, name: str, host: str, port: int, timeout_s: float):
-        client = AsyncModbusTcpClient(
-            host, port=port, timeout=timeout_s, retries=0, reconnect_delay=0, reconnect_delay_max=0
-        )
-        super().__init__(name, client)
