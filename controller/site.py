@@ -18,7 +18,6 @@ from controller.lanes import Lane
 from controller.actions import command_device
 from controller.lockdown import Lockdown
 from hal.bus import Bus
-from hal.rtu import RtuTransport
 from hal.tcp import TcpTransport
 from hal.transport import Transport
 from hal.unit import PlcReading, Quality, UnitSpec
@@ -130,6 +129,8 @@ class Site:
         for line in self.cfg.bus:
             plcs = [p for p in self.cfg.plc if p.bus == line.name]
             if plcs:
+                from hal.rtu import RtuTransport  # imported here: pymodbus and pyserial only where a line is
+
                 transport = RtuTransport(
                     line.name, line.port, baudrate=line.baudrate, parity=line.parity, stopbits=line.stopbits,
                     timeout_s=line.timeout_ms / 1000,
