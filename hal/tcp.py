@@ -97,6 +97,8 @@ class _Link(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
+        if not buffer and len(data) >= MBAP.size and self._whole(data):
+            return  # the usual case: one whole reply in one segment, taken without copying into the buffer
         buffer += data
         while len(buffer) >= MBAP.size:
             tid, protocol, length, unit = MBAP.unpack_from(buffer)
@@ -119,6 +121,23 @@ class _Link(asyncio.Protocol):
                 return
             self.waiting[1].set_result(reply)
             self.waiting = None
+
+    def _whole(self, data: bytes) -> bool:
+        """Take `data` if it is exactly one well-formed frame awaited now; False leaves it to the buffer."""
+        tid, protocol, length, unit = MBAP.unpack_from(data)
+        if protocol != 0 or len(data) != 6 + length or not 2 <= length <= MAX_PDU + 1:
+            return False
+        waiting = self.waiting
+        if waiting is None or waiting[0] != tid or waiting[1].done():
+            return True  # the answer to a request that timed out, or to none: dropped
+        try:
+            reply = decode_reply(unit, data[MBAP.size:])
+        except Undecodable as exc:
+            self.drop(CommsError(f"{self.name}: undecodable reply: {exc}"))
+            return True
+        waiting[1].set_result(reply)
+        self.waiting = None
+        return True
 
 
 class TcpTransport:

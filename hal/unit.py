@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -163,7 +162,10 @@ class UnitState:
         words[_HEARTBEAT] = last[_HEARTBEAT]
         same = words == last
         words[_HEARTBEAT] = heartbeat
-        return dataclasses.replace(snap, heartbeat=heartbeat, read_at=read_at) if same else None
+        if not same:
+            return None
+        return PlcSnapshot(snap.magic, snap.version, heartbeat, snap.plc_status, snap.slot_count, snap.scan_time_ms,
+                           snap.config_crc32, snap.slots, read_at)
 
     def next_seq(self, slot: int) -> int:
         self.seq[slot] = next_command_seq(self.seq[slot])
