@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         socket_path, state_dir = args.socket or default_socket(), args.state_dir or default_state_dir()
         with single_instance(state_dir, socket_path):  # before the socket or the store is touched
-            event_loop.run(serve(cfg, socket_path, state_dir))
+            event_loop.run(serve(cfg, socket_path, state_dir), precise=bool(cfg.bus))  # RTU: microsecond silences
     except (NoDefaultSocket, InstanceLockError) as exc:
         print(f"barrierd: {exc}; nothing started", file=sys.stderr)
         return EXIT_CONFIG

@@ -18,8 +18,8 @@ from controller.lanes import Lane
 from controller.actions import command_device
 from controller.lockdown import Lockdown
 from hal.bus import Bus
-from hal.rtu import RtuTransport
-from hal.transport import TcpTransport, Transport
+from hal.tcp import TcpTransport
+from hal.transport import Transport
 from hal.unit import PlcReading, Quality, UnitSpec
 
 
@@ -78,6 +78,7 @@ class Site:
         self._storage_changed(store.storage.problem)
         self._plc_conditions = {p.name: PlcConditions(p) for p in cfg.plc}
         self._watches = {name: DeviceWatch(device) for name, device in self.devices.items()}
+        self._worn: dict[str, object] = {}  # per device: the condition alarms last synced (by identity)
         self.condition = ConditionMonitor(cfg, self.devices, store.storage, self.alarms)
         self._restore_modes()
         self._record_interrupted_commands()
@@ -128,6 +129,8 @@ class Site:
         for line in self.cfg.bus:
             plcs = [p for p in self.cfg.plc if p.bus == line.name]
             if plcs:
+                from hal.rtu import RtuTransport  # imported here: pymodbus and pyserial only where a line is
+
                 transport = RtuTransport(
                     line.name, line.port, baudrate=line.baudrate, parity=line.parity, stopbits=line.stopbits,
                     timeout_s=line.timeout_ms / 1000,
@@ -186,21 +189,23 @@ class Site:
         view.comms = comms
         view.reason = reading.reason
         view.watchdog_readback = reading.watchdog_readback
-        self.alarms.sync(reading.plc, self._plc_conditions[reading.plc].update(reading))
+        if not reading.unchanged:  # the same block (the heartbeat apart) raises the same PLC conditions
+            self.alarms.sync(reading.plc, self._plc_conditions[reading.plc].update(reading))
         now = asyncio.get_running_loop().time()
         for device in self.devices_on(reading.plc):
             slot = reading.snapshot.slots[device.slot] if reading.snapshot is not None else None
-            await device.observe(reading.quality, slot, reading.reason)
+            await device.observe(reading.quality, slot, reading.reason)  # quality, state, intent: every reading
             if slot is not None and device.name in self._interrupted:
                 self._interrupted.discard(device.name)
                 device.expect_motion(now)  # the rest of a travel commanded before the restart
             watch = self._watches[device.name]
-            conditions = watch.update(slot, now)
-            if worn := self.condition.observe(device.name, slot, now):  # timing, drift, service, EFO readiness
-                conditions = conditions | worn
-            self.alarms.sync(device.name, conditions)
-            for code, message in watch.events:
-                self.alarms.raise_alarm(code, device.name, message)
+            worn = self.condition.observe(device.name, slot, now)  # timing, drift, service, EFO readiness
+            if not (watch.unchanged_at_rest(slot) and worn is self._worn.get(device.name)):
+                conditions = watch.update(slot, now)
+                self._worn[device.name] = worn
+                self.alarms.sync(device.name, conditions | worn if worn else conditions)
+                for code, message in watch.events:
+                    self.alarms.raise_alarm(code, device.name, message)
             if device.name in self.store.in_flight and not device.command_in_force(now):
                 self.store.clear_in_flight(device.name)
         for lane in {self.lane_of(d.name) for d in self.devices_on(reading.plc)} - {None}:

@@ -76,6 +76,13 @@ class DeviceWatch:
         self._alarm_bits = tuple((int(bit), code, CODES[code].text) for bit, code in spec.alarm_bits.items())
         self._travels = spec.behaviour == "leaf"
 
+    def unchanged_at_rest(self, slot: SlotSnapshot | None) -> bool:
+        """True when update(slot) would find nothing new: the very slot of the last update (an unchanged
+        block), no drive running, and no latched fault since. A moving slot is always checked: whether its
+        motion is commanded depends on the time."""
+        return (slot is not None and slot is self.last and not slot.status & _MOVING
+                and self.device.latched_fault == self.reported_latch)
+
     def update(self, slot: SlotSnapshot | None, now: float) -> dict[str, str]:
         """Condition alarms for this reading; latched ones are left in `events`."""
         self.events = []

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from hal.event_loop import wake_slack_s
 from hal.errors import BadReplyError, CommsError, ExceptionReplyError
 from hal.profile import (
     WATCHDOG_OFF,
@@ -34,7 +35,6 @@ ReadingHandler = Callable[[PlcReading], Awaitable[None]]
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 1.0
 ACK_SCANS = 10  # a command not acknowledged within this many PLC scans (plus one timeout) is reported
-WAKE_SLACK_S = 1e-6  # sleep this much past a due time, so the loop never wakes just before it
 UNIT_RETRY_MIN_S = 1.0  # a lost unit on a shared line is retried after this, doubling ...
 UNIT_RETRY_MAX_S = 4.0  # ... up to this
 
@@ -150,6 +150,7 @@ class Bus:
             unit.armed = False
             unit.good = False
             unit.seq.clear()
+            unit.forget_block()
         for schedule in self._schedule.values():
             schedule.retry_at = schedule.retry_delay = 0.0
         return True
@@ -164,6 +165,7 @@ class Bus:
         await self.transport.write_register(spec.unit, HeaderHolding.SUPERVISOR_HEARTBEAT, unit.heartbeat_out)
         await self.transport.write_register(spec.unit, HeaderHolding.WATCHDOG_TIMEOUT_MS, spec.watchdog_ms)
         (unit.watchdog_readback,) = await self.transport.read_holding(spec.unit, HeaderHolding.WATCHDOG_TIMEOUT_MS, 1)
+        unit.forget_block()  # the readback is part of every reading: the next one is checked afresh
         unit.next_heartbeat_at = asyncio.get_running_loop().time() + self._heartbeat_period(spec)
         unit.armed = True
         log.info("watchdog_armed", plc=spec.name, configured_ms=spec.watchdog_ms, readback_ms=unit.watchdog_readback)
@@ -232,7 +234,8 @@ class Bus:
             words: list[int] = []
             for address, count in spec.read_plan():
                 words += await self.transport.read_input(spec.unit, address, count)
-            snap = decode_block(words, len(spec.slot_kinds), asyncio.get_running_loop().time())
+            read_at = asyncio.get_running_loop().time()
+            snap = unit.same_block(words, read_at) or decode_block(words, len(spec.slot_kinds), read_at)
         except CommsError as exc:
             self._note_failure(unit, str(exc))
             self._check_acks(unit, None)
@@ -241,7 +244,9 @@ class Bus:
             return
         unit.consecutive_failures = 0
         self._schedule[spec.name].retry_at = self._schedule[spec.name].retry_delay = 0.0
-        identity = spec.identity_problem(snap)
+        unchanged = snap.slots is (unit.last_snapshot.slots if unit.last_snapshot is not None else None)
+        # an unchanged block has the identity the last GOOD one had: none of its words differ
+        identity = None if unchanged else spec.identity_problem(snap)
         frozen = None if identity else self._frozen_problem(unit, snap)
         problem = identity or frozen
         kind = Problem.WRONG_PROGRAM if identity else Problem.FROZEN if frozen else None
@@ -251,7 +256,9 @@ class Bus:
             for slot, slot_snap in enumerate(snap.slots):
                 unit.seq.setdefault(slot, slot_snap.ack_seq)
         self._check_acks(unit, snap if unit.good else None)
-        await self._publish(unit, snap if unit.good else None, problem, kind)
+        if unit.good:
+            unit.last_block, unit.last_snapshot = words, snap
+        await self._publish(unit, snap if unit.good else None, problem, kind, unchanged=unchanged and unit.good)
 
     def _frozen_problem(self, unit: UnitState, snap: PlcSnapshot) -> str | None:
         if snap.heartbeat == unit.last_plc_heartbeat:
@@ -320,8 +327,11 @@ class Bus:
         self._fail_pending(reason)
 
     async def _publish(
-        self, unit: UnitState, snap: PlcSnapshot | None, reason: str | None, problem: Problem | None = Problem.COMMS
+        self, unit: UnitState, snap: PlcSnapshot | None, reason: str | None, problem: Problem | None = Problem.COMMS,
+        *, unchanged: bool = False,
     ) -> None:
+        if snap is None:
+            unit.forget_block()
         lost = unit.consecutive_failures >= self.comms_lost_polls
         if snap is not None:
             quality = Quality.GOOD
@@ -339,6 +349,7 @@ class Bus:
                 consecutive_failures=unit.consecutive_failures,
                 watchdog_readback=unit.watchdog_readback,
                 problem=None if snap is not None else problem,
+                unchanged=unchanged,
             )
         )
 
@@ -371,7 +382,8 @@ class Bus:
         if self._commands:
             return
         # A timer that sets the wake event: cheaper than a wait_for task per sleep.
-        timer = asyncio.get_running_loop().call_later(max(delay, 0) + WAKE_SLACK_S, self._wake.set)
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(max(delay, 0) + wake_slack_s(loop), self._wake.set)
         try:
             await self._wake.wait()
         finally:

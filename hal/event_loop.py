@@ -8,6 +8,9 @@ descriptors has an event), then collects the events with a zero-timeout epoll. O
 descriptor goes through select(), so the FD_SETSIZE limit of select() does not apply to the
 sockets and serial ports the loop serves. Linux also lets every timer of a thread run up to 50 us
 late to save power (timer slack); run() sets the slack of the loop's thread to 1 us.
+
+A site without an RS-485 line needs no such timers: run(precise=False) takes uvloop where it is
+installed (its clock and timers count whole milliseconds; its polling costs about half of asyncio's).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import asyncio
 import ctypes
 import select
 import selectors
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import structlog
@@ -27,6 +30,8 @@ log = structlog.get_logger("hal.event_loop")
 SELECT_FD_LIMIT = 1024  # FD_SETSIZE on Linux: select() cannot wait on a descriptor at or above it
 PR_SET_TIMERSLACK = 29  # prctl(2) option: the calling thread's timer slack in nanoseconds
 TIMER_SLACK_NS = 1000
+PRECISE_WAKE_SLACK_S = 1e-6  # a due time is passed by this much on a precise loop ...
+COARSE_WAKE_SLACK_S = 1e-3  # ... and by a clock tick on uvloop, or a wake before it would spin until the tick
 
 
 class PreciseEpollSelector(selectors.EpollSelector):
@@ -60,8 +65,26 @@ def reduce_timer_slack(nanoseconds: int = TIMER_SLACK_NS) -> bool:
         return False
 
 
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run on a precise loop, with the timer slack of this thread reduced."""
-    reduce_timer_slack()
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+def wake_slack_s(loop: asyncio.AbstractEventLoop) -> float:
+    """How far past a due time a timer should be set so that `loop.time()` has reached it on waking:
+    a microsecond on an asyncio loop, a millisecond on uvloop (whose clock counts milliseconds)."""
+    return PRECISE_WAKE_SLACK_S if isinstance(loop, asyncio.BaseEventLoop) else COARSE_WAKE_SLACK_S
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop  # imported here: only a site without an RTU line runs on it
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run(main: Coroutine[Any, Any, T], *, precise: bool = True) -> T:
+    """asyncio.run on a precise loop, with the timer slack of this thread reduced; with precise=False,
+    on uvloop where it is installed (else the precise loop all the same)."""
+    factory = None if precise else _uvloop_factory()
+    if factory is None:
+        reduce_timer_slack()
+        factory = new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)

@@ -30,7 +30,7 @@ from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.framer import FramerType
 
 from hal.errors import CommsError, ExceptionReplyError, NotConnectedError
-from hal.transport import PymodbusTransport
+from hal.pymodbus_client import PymodbusTransport
 
 log = structlog.get_logger("hal.rtu")
 

@@ -14,6 +14,7 @@ from hal.profile import (
     PROFILE_VERSION,
     SLOTS_PER_READ_WITH_HEADER,
     AckResult,
+    HeaderInput,
     Kind,
     config_crc32,
     input_block_size,
@@ -21,6 +22,8 @@ from hal.profile import (
     slot_base,
 )
 from hal.snapshot import PlcSnapshot
+
+_HEARTBEAT = int(HeaderInput.PLC_HEARTBEAT)
 
 
 class Quality(StrEnum):
@@ -91,6 +94,9 @@ class PlcReading:
     consecutive_failures: int
     watchdog_readback: int | None
     problem: Problem | None = None
+    # The block read equals the previous reading's but for PLC_HEARTBEAT, and that reading was GOOD:
+    # snapshot.slots is that reading's own tuple (nothing was decoded again).
+    unchanged: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,28 @@ class UnitState:
     awaiting_ack: dict[int, PendingCommand] = field(default_factory=dict)
     armed: bool = False
     last_scan_ms: int = 0
+    last_block: list[int] | None = None  # the words of the last GOOD reading, and its snapshot
+    last_snapshot: PlcSnapshot | None = None
+
+    def forget_block(self) -> None:
+        """The next block is decoded and checked afresh (after any reading that was not GOOD)."""
+        self.last_block = self.last_snapshot = None
+
+    def same_block(self, words: list[int], read_at: float) -> PlcSnapshot | None:
+        """The last GOOD snapshot with this read's heartbeat and time if every other word is as it was, else None.
+
+        PLC_HEARTBEAT changes every scan: it is left out of the comparison (the frozen check reads it)."""
+        last, snap = self.last_block, self.last_snapshot
+        if last is None or snap is None or len(last) != len(words):
+            return None
+        heartbeat = words[_HEARTBEAT]
+        words[_HEARTBEAT] = last[_HEARTBEAT]
+        same = words == last
+        words[_HEARTBEAT] = heartbeat
+        if not same:
+            return None
+        return PlcSnapshot(snap.magic, snap.version, heartbeat, snap.plc_status, snap.slot_count, snap.scan_time_ms,
+                           snap.config_crc32, snap.slots, read_at)
 
     def next_seq(self, slot: int) -> int:
         self.seq[slot] = next_command_seq(self.seq[slot])

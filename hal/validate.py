@@ -30,7 +30,7 @@ def check_read_reply(reply: Any, *, function_code: int, count: int, unit: int, w
     byte_count = getattr(reply, "byte_count", None)
     if byte_count is not None and byte_count != 2 * count:
         raise BadReplyError(f"{what}: reply has byte count {byte_count}, expected {2 * count}")
-    if any(not 0 <= r <= 0xFFFF for r in registers):
+    if registers and (min(registers) < 0 or max(registers) > 0xFFFF):
         raise BadReplyError(f"{what}: reply holds a value outside 16 bits")
     return registers
 

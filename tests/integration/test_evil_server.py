@@ -1,7 +1,7 @@
 """The HAL against an evil Modbus TCP server: every misbehaviour is a CommsError, never data.
 
 (a) TcpTransport alone: each kind of bad reply raises a CommsError subclass and returns nothing;
-    the transport keeps raising only CommsErrors afterwards (also once pymodbus dropped the link).
+    the transport keeps raising only CommsErrors afterwards (also once the link was dropped).
 (b) A Bus over TcpTransport: readings are GOOD with the gate's data while the server is clean,
     turn non-GOOD (never GOOD with the poisoned data) while it misbehaves, come back to GOOD
     once it is clean again, and the bus task survives all of it.
@@ -22,7 +22,7 @@ import pytest_asyncio
 from hal.bus import RECONNECT_MAX_S, Bus
 from hal.errors import BadReplyError, CommsError, ExceptionReplyError, NotConnectedError
 from hal.profile import Command, HeaderHolding, Kind, SlotInput, slot_base
-from hal.transport import TcpTransport
+from hal.tcp import TcpTransport
 from hal.unit import PlcReading, Quality, UnitSpec
 from tests.integration.evil_server import (
     CLOSED_STATUS,

@@ -63,3 +63,23 @@ def test_run_drives_a_coroutine_on_the_precise_loop_with_timer_slack_reduced() -
 
     assert event_loop.run(main()) == "PreciseEpollSelector"
     assert int(Path("/proc/self/timerslack_ns").read_text()) == event_loop.TIMER_SLACK_NS
+
+
+def test_without_precision_run_takes_uvloop_and_wakes_a_millisecond_past_a_due_time() -> None:
+    async def main() -> tuple[str, float]:
+        loop = asyncio.get_running_loop()
+        return type(loop).__module__, event_loop.wake_slack_s(loop)
+
+    module, slack = event_loop.run(main(), precise=False)
+    assert module.startswith("uvloop")
+    assert slack == event_loop.COARSE_WAKE_SLACK_S  # its clock counts milliseconds: a shorter slack would spin
+    assert event_loop.run(main()) == ("asyncio.unix_events", event_loop.PRECISE_WAKE_SLACK_S)
+
+
+def test_without_uvloop_installed_run_falls_back_to_the_precise_loop(monkeypatch) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "uvloop", None)  # import uvloop raises ImportError
+
+    async def main() -> str:
+        return type(asyncio.get_running_loop()._selector).__name__  # type: ignore[attr-defined]
+
+    assert event_loop.run(main(), precise=False) == "PreciseEpollSelector"

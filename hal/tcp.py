@@ -1,0 +1,223 @@
+"""Modbus TCP to one PLC on a lean asyncio protocol: struct framing, one request at a time, every reply validated.
+
+The poll path is one FC4 read per PLC per period; on pymodbus its request objects, framer and
+transaction manager cost more CPU than everything barrierd does with the reading. Here a request is
+one struct.pack and a reply one struct.unpack; what is checked is unchanged: the reply is handed to
+hal/validate.py as pymodbus's would be (function code, unit, register and byte counts, exceptions,
+write echoes). A byte stream that is no Modbus TCP frame, or a reply that cannot be decoded, drops
+the link (the bus reconnects), as pymodbus does; a reply to another transaction (one that came
+after its timeout) is discarded. After MAX_TIMEOUTS timeouts in a row the link is dropped too: a
+peer that vanished without a reset is reconnected rather than waited on forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from dataclasses import dataclass, field
+
+from hal.errors import CommsError, NotConnectedError
+from hal.transport import FC_READ_HOLDING, FC_READ_INPUT, FC_WRITE_MULTIPLE, FC_WRITE_SINGLE
+from hal.validate import check_read_reply, check_write_reply
+
+MBAP = struct.Struct(">HHHB")  # transaction id, protocol id (0), length (unit + PDU), unit
+READ = struct.Struct(">BHH")  # function code, address, count (FC3, FC4) or value (FC6)
+ECHO = struct.Struct(">HH")  # the address and count / value a write reply echoes
+MAX_PDU = 253
+MAX_TIMEOUTS = 3
+
+
+@dataclass
+class Reply:
+    """One decoded reply PDU, with the attributes hal/validate.py checks (those of a pymodbus reply)."""
+
+    function_code: int
+    dev_id: int
+    registers: list[int] = field(default_factory=list)
+    byte_count: int | None = None
+    address: int | None = None
+    count: int | None = None
+    exception_code: int = 0
+
+    def isError(self) -> bool:  # noqa: N802 - the name validate.py reads on every reply
+        return self.function_code & 0x80 != 0
+
+
+class Undecodable(Exception):
+    """A frame whose PDU is no reply this client can read."""
+
+
+def decode_reply(unit: int, pdu: bytes) -> Reply:
+    """The Reply in one frame's PDU; Undecodable for a function code or length no request of ours gets."""
+    if not pdu:
+        raise Undecodable("empty PDU")
+    fc = pdu[0]
+    if fc & 0x80:
+        return Reply(fc, unit, exception_code=pdu[1] if len(pdu) > 1 else 0)
+    if fc in (FC_READ_HOLDING, FC_READ_INPUT):
+        if len(pdu) < 2 or len(pdu) - 2 < pdu[1]:
+            raise Undecodable(f"byte count {pdu[1] if len(pdu) > 1 else None} beyond the {len(pdu) - 2} data bytes")
+        byte_count = pdu[1]
+        registers = list(struct.unpack_from(f">{byte_count // 2}H", pdu, 2))
+        return Reply(fc, unit, registers=registers, byte_count=byte_count)
+    if fc in (FC_WRITE_SINGLE, FC_WRITE_MULTIPLE):
+        if len(pdu) != 1 + ECHO.size:
+            raise Undecodable(f"write reply of {len(pdu)} bytes")
+        address, count = ECHO.unpack_from(pdu, 1)
+        return Reply(fc, unit, address=address, count=count)
+    raise Undecodable(f"function code 0x{fc:02X}")
+
+
+class _Link(asyncio.Protocol):
+    """The socket's side: frames the byte stream and hands the awaited reply to its future."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiting: tuple[int, asyncio.Future[Reply]] | None = None  # (transaction id, its reply)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._fail(CommsError(f"{self.name}: connection lost{f': {exc}' if exc else ''}"))
+
+    def drop(self, error: CommsError) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+            self.transport = None
+        self._fail(error)
+
+    def _fail(self, error: CommsError) -> None:
+        if self.waiting is not None and not self.waiting[1].done():
+            self.waiting[1].set_exception(error)
+        self.waiting = None
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        if not buffer and len(data) >= MBAP.size and self._whole(data):
+            return  # the usual case: one whole reply in one segment, taken without copying into the buffer
+        buffer += data
+        while len(buffer) >= MBAP.size:
+            tid, protocol, length, unit = MBAP.unpack_from(buffer)
+            if protocol != 0 or not 2 <= length <= MAX_PDU + 1:
+                self.drop(CommsError(f"{self.name}: not a Modbus TCP frame (protocol {protocol}, length {length})"))
+                buffer.clear()
+                return
+            end = 6 + length
+            if len(buffer) < end:
+                return
+            pdu = bytes(buffer[MBAP.size:end])
+            del buffer[:end]
+            if self.waiting is None or self.waiting[0] != tid or self.waiting[1].done():
+                continue  # the answer to a request that timed out, or to none: never taken as data
+            try:
+                reply = decode_reply(unit, pdu)
+            except Undecodable as exc:
+                self.drop(CommsError(f"{self.name}: undecodable reply: {exc}"))
+                buffer.clear()
+                return
+            self.waiting[1].set_result(reply)
+            self.waiting = None
+
+    def _whole(self, data: bytes) -> bool:
+        """Take `data` if it is exactly one well-formed frame awaited now; False leaves it to the buffer."""
+        tid, protocol, length, unit = MBAP.unpack_from(data)
+        if protocol != 0 or len(data) != 6 + length or not 2 <= length <= MAX_PDU + 1:
+            return False
+        waiting = self.waiting
+        if waiting is None or waiting[0] != tid or waiting[1].done():
+            return True  # the answer to a request that timed out, or to none: dropped
+        try:
+            reply = decode_reply(unit, data[MBAP.size:])
+        except Undecodable as exc:
+            self.drop(CommsError(f"{self.name}: undecodable reply: {exc}"))
+            return True
+        waiting[1].set_result(reply)
+        self.waiting = None
+        return True
+
+
+class TcpTransport:
+    """Modbus TCP to one PLC: no retries or reconnects of its own; the bus decides when to retry."""
+
+    def __init__(self, name: str, host: str, port: int, timeout_s: float):
+        self.name = name
+        self.host, self.port, self.timeout_s = host, port, timeout_s
+        self._link: _Link | None = None
+        self._tid = 0
+        self._timeouts = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._link is not None and self._link.transport is not None
+
+    async def connect(self) -> None:
+        self.close()
+        loop = asyncio.get_running_loop()
+        try:
+            _, link = await loop.create_connection(lambda: _Link(self.name), self.host, self.port)
+        except OSError as exc:
+            raise CommsError(f"{self.name}: connect failed: {exc}") from exc
+        self._link, self._timeouts = link, 0
+
+    def close(self) -> None:
+        if self._link is not None:
+            self._link.drop(NotConnectedError(f"{self.name}: closed"))
+            self._link = None
+
+    async def _exchange(self, what: str, unit: int, pdu: bytes) -> Reply:
+        link = self._link
+        if link is None or link.transport is None:
+            raise NotConnectedError(f"{self.name}: not connected")
+        loop = asyncio.get_running_loop()
+        self._tid = tid = (self._tid + 1) & 0xFFFF
+        future: asyncio.Future[Reply] = loop.create_future()
+        link.waiting = (tid, future)
+        link.transport.write(MBAP.pack(tid, 0, 1 + len(pdu), unit) + pdu)
+        timer = loop.call_later(self.timeout_s, _time_out, future)
+        try:
+            reply = await future
+        except TimeoutError:
+            self._timeouts += 1
+            if self._timeouts >= MAX_TIMEOUTS:
+                link.drop(CommsError(f"{self.name}: {MAX_TIMEOUTS} timeouts in a row"))
+            raise CommsError(f"{self.name}: {what}: no reply within {self.timeout_s:g} s") from None
+        except CommsError as exc:
+            raise CommsError(f"{self.name}: {what}: {exc}") from exc
+        finally:
+            timer.cancel()
+            if link.waiting is not None and link.waiting[1] is future:
+                link.waiting = None
+        self._timeouts = 0
+        return reply
+
+    async def read_input(self, unit: int, address: int, count: int) -> list[int]:
+        what = f"read IR {address}+{count} unit {unit}"
+        reply = await self._exchange(what, unit, READ.pack(FC_READ_INPUT, address, count))
+        return check_read_reply(reply, function_code=FC_READ_INPUT, count=count, unit=unit, what=what)
+
+    async def read_holding(self, unit: int, address: int, count: int) -> list[int]:
+        what = f"read HR {address}+{count} unit {unit}"
+        reply = await self._exchange(what, unit, READ.pack(FC_READ_HOLDING, address, count))
+        return check_read_reply(reply, function_code=FC_READ_HOLDING, count=count, unit=unit, what=what)
+
+    async def write_register(self, unit: int, address: int, value: int) -> None:
+        what = f"write HR {address}={value} unit {unit}"
+        reply = await self._exchange(what, unit, READ.pack(FC_WRITE_SINGLE, address, value))
+        check_write_reply(reply, function_code=FC_WRITE_SINGLE, address=address, count=1, unit=unit, what=what)
+
+    async def write_registers(self, unit: int, address: int, values: list[int]) -> None:
+        what = f"write HR {address}={values} unit {unit}"
+        pdu = struct.pack(f">BHHB{len(values)}H", FC_WRITE_MULTIPLE, address, len(values), 2 * len(values), *values)
+        reply = await self._exchange(what, unit, pdu)
+        check_write_reply(
+            reply, function_code=FC_WRITE_MULTIPLE, address=address, count=len(values), unit=unit, what=what
+        )
+
+
+def _time_out(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
