@@ -45,8 +45,9 @@ $(STRACE):
 	@echo "installing strace (Debian package) for the panel's service-user test"
 	$(APT_INSTALL) strace || { $(SUDO) apt-get update -q && $(APT_INSTALL) strace; }
 
+# Two workers, a test file each at a time (pytest-xdist): the end-to-end tests mostly wait on processes.
 test: $(STAMP) $(MOSQUITTO) $(CHROMEDRIVER) $(LIBPAM) $(STRACE)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

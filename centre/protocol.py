@@ -157,7 +157,8 @@ def payload_problem(payload: dict) -> str | None:
         if not isinstance(value, str) or not 1 <= len(value) <= most or not value.strip():
             return f"{name} must be text of 1..{most} characters"
     times = (payload["issued_at"], payload["expires_at"])
-    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in times):
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and abs(t) < 1e12 and math.isfinite(t)
+               for t in times):  # abs first: an integer too large for a float is refused, never an OverflowError
         return "issued_at and expires_at must be finite numbers (unix seconds)"
     if not 0 < payload["expires_at"] - payload["issued_at"] <= MAX_WINDOW_S:
         return f"expires_at must come after issued_at, at most {MAX_WINDOW_S:.0f} s after"

@@ -40,6 +40,9 @@ class NotMonitored(Exception):
         super().__init__(message)
 
 
+MAX_TRAVEL_SAMPLES = 3000  # ANALOG_1 samples kept per travel: five minutes of polls at 10 Hz
+
+
 @dataclass
 class _Under:
     """A travel under way as barrierd saw it: when, the STATUS before it, ANALOG_1 on each poll."""
@@ -105,6 +108,7 @@ class DeviceCondition:
         if slot is None:
             if self.efo:
                 self.readiness = unknown("no valid data from the PLC")
+                self.pressure = IdlePressure()  # what was read before the gap is no reading of now
             return None
         previous, self.last = self.last, slot
         first = self.cycle_count is None
@@ -113,7 +117,8 @@ class DeviceCondition:
         if moving:
             if self._under is None:
                 self._under = _Under(now, previous.status if previous is not None else slot.status, [])
-            self._under.samples.append(slot.analog_1)
+            if len(self._under.samples) < MAX_TRAVEL_SAMPLES:  # a MOVING bit stuck on must not grow it for good
+                self._under.samples.append(slot.analog_1)
         travel = None
         if previous is not None and (slot.cycle_count != previous.cycle_count or (
                 slot.last_travel_ms != previous.last_travel_ms and slot.status & (_AT_OPEN | _AT_CLOSED))):

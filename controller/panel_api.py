@@ -32,6 +32,7 @@ HTTP_STATUS = {ExitCode.USAGE: 400, ExitCode.NOT_AUTHORISED: 403}  # any other e
 
 PasswordCheck = Callable[[str, str, str], "str | None"]  # (service, user, password) -> None or PAM's reason
 UNCHECKABLE = "the site PC could not check passwords"
+LIMITED_RECORDS = 100  # names whose refusal by the login limit is recorded, per window of the limiter
 SWEEP_GAP_S = 0.001  # the idle sweep never wakes sooner than this after the last one
 
 
@@ -90,8 +91,12 @@ class PanelApi:
         if (problem := login_problem(body)) is not None:
             return refusal(400, problem)
         user, password = body["user"], body["password"]
+        if self.limiter.quiet():
+            self._limited_recorded.clear()
         if (limited := self.limiter.refusal(user)) is not None:
-            if user not in self._limited_recorded:  # once per name while limited: a flood does not fill the store
+            # once per name while limited, and at most LIMITED_RECORDS names until the limiter's window has
+            # no failure left: a flood of made-up names fills neither memory nor the store
+            if user not in self._limited_recorded and len(self._limited_recorded) < LIMITED_RECORDS:
                 self._limited_recorded.add(user)
                 self._audit(user, "login refused: too many failed logins", reason=limited)
             return refusal(429, limited)

@@ -167,6 +167,11 @@ class LoginLimiter:
         while self._failures and self._failures[0][0] < horizon:
             self._failures.popleft()
 
+    def quiet(self) -> bool:
+        """No failed login left in the window."""
+        self._forget_old()
+        return not self._failures
+
     def refusal(self, user: str) -> str | None:
         """Why a login for `user` is refused without asking PAM, or None."""
         self._forget_old()

@@ -48,6 +48,8 @@ class _Client:
         self.heard = self.pinged = time.monotonic()  # the page's last frame (a pong, or anything); our last ping
 
     def offer(self, text: str) -> None:
+        if text is ALIVE and self.latest is not None:
+            return  # "nothing changed" never stands in for a status the page has not been sent yet
         self.latest = text
         self.ready.set()
 

@@ -155,11 +155,25 @@ def heartbeats(procs, plc: str) -> list[tuple[float, int]]:
             if w["plc"] == plc and w["address"] == 0 and w["result"] == "ok"]
 
 
+@pytest.fixture
+def slow_watchdog_site(tmp_path):
+    """The demo site with a 10 s PLC watchdog: a restart of barrierd on a busy machine (process start and imports)
+    must not outlast it, or the PLC stops the travel fail-secure and the tests below see that instead."""
+    site = site_copy(tmp_path)
+    site.write_text(site.read_text().replace("watchdog_ms = 3000", "watchdog_ms = 10000"))
+    procs = Processes(tmp=tmp_path, site=site)
+    procs.start_sim()
+    procs.start_daemon()
+    yield procs
+    procs.close()
+
+
 def kill_barrierd_mid_travel(procs) -> int:
     """open gate-1, SIGKILL barrierd while the gate travels, start it again; returns the write-log mark."""
     wait_home(procs)
     # barrierd has fed the watchdog at least once (see test_the_plc_watchdog_is_fed_by_the_first_write...)
-    wait_until(lambda: any(v != 0 for _, v in heartbeats(procs, "plc-lane-1")), 2.0, "a heartbeat increment")
+    # heartbeats every watchdog / 4 (2.5 s on the slow-watchdog site)
+    wait_until(lambda: any(v != 0 for _, v in heartbeats(procs, "plc-lane-1")), 4.0, "a heartbeat increment")
     rc, out, err = procs.ctl("open", "gate-1")
     assert rc == 0, err
     assert procs.stop_daemon(signal.SIGKILL) == -signal.SIGKILL
@@ -170,8 +184,8 @@ def kill_barrierd_mid_travel(procs) -> int:
     return mark
 
 
-def test_restart_mid_travel_issues_no_command_and_records_the_interrupted_one(site_processes):
-    procs = site_processes
+def test_restart_mid_travel_issues_no_command_and_records_the_interrupted_one(slow_watchdog_site):
+    procs = slow_watchdog_site
     mark = kill_barrierd_mid_travel(procs)
     wait_until(lambda: procs.device("gate-1")["state"] == "open", 3.0 + 1.0, "gate-1 open: the PLC finished it")
     after = procs.writes()[mark:]
@@ -184,9 +198,9 @@ def test_restart_mid_travel_issues_no_command_and_records_the_interrupted_one(si
     assert procs.device("gate-1")["intent"] is None, "the new barrierd has no intent for gate-1"
 
 
-def test_the_rest_of_an_interrupted_travel_is_not_uncommanded_movement(site_processes):
+def test_the_rest_of_an_interrupted_travel_is_not_uncommanded_movement(slow_watchdog_site):
     """The gate goes on moving after the restart because a person commanded it (the event store says so)."""
-    procs = site_processes
+    procs = slow_watchdog_site
     kill_barrierd_mid_travel(procs)
     wait_until(lambda: procs.device("gate-1")["state"] == "open", 3.0 + 1.0, "gate-1 open")
     time.sleep(2 * POLL_S)

@@ -184,3 +184,7 @@ def _canonical_ok(body: dict) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_a_signed_time_too_large_for_a_float_is_refused_not_raised():
+    assert "finite numbers" in refused(envelope(payload(issued_at=10**400, expires_at=10**400 + 30)))

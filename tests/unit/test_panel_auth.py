@@ -91,8 +91,10 @@ def test_failed_logins_are_limited_per_user_and_overall_within_the_window():
     limiter.attempt("tech")
     limiter.attempt("tech")
     assert "too many failed logins on this panel" in limiter.refusal("someone")
+    assert not limiter.quiet()
     clock.now += 61
     assert limiter.refusal("guard") is None and limiter.refusal("someone") is None
+    assert limiter.quiet(), "no failure left in the window: the panel forgets whose refusals it recorded"
 
 
 def test_a_good_login_forgets_that_users_failures_only():
