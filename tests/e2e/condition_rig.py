@@ -4,12 +4,10 @@ times, small baselines), travels read from the event store, and barrierctl run a
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 from pathlib import Path
 
-from controller.cli import main as barrierctl
 from hal.profile import SLOT_BASE, SLOT_STRIDE
 from tests.e2e.fault_rig import daemon, fast_status, find_alarm, listed_alarms, writes_to
 from tests.e2e.harness import Processes, site_copy
@@ -95,23 +93,3 @@ def travel(procs: Processes, name: str, verb: str, goal: str, timeout_s: float =
     wait_until(lambda: len(travels(procs, name)) > before and device(procs, name)["state"] == goal, timeout_s,
                f"{name}: {verb} stored and read {goal}", step_s=0.02)
     return travels(procs, name)[-1]
-
-
-def barrierctl_as(user: tuple[str, int, int], argv: list[str], cwd: Path) -> int:
-    """barrierctl run by a local user (a forked child with its uid and gid, started in `cwd`: the socket is
-    reached by a relative path, the test's parent folders being root's alone); its exit code."""
-    _, uid, gid = user
-    cwd.chmod(0o711)
-    (cwd / "barrierd.sock").chmod(0o666)
-    pid = os.fork()
-    if pid == 0:
-        code = 99
-        try:
-            os.chdir(cwd)
-            os.setgroups([])
-            os.setgid(gid)
-            os.setuid(uid)
-            code = barrierctl(argv)
-        finally:
-            os._exit(int(code))
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])

@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controller.cli import main as barrierctl
 from tests.support import DEMO_SITE, REPO, free_port, wait_until
 
 BIN = Path(sys.executable).parent
@@ -123,3 +124,23 @@ class Processes:
                     proc.wait()
         for log in self.logs:
             log.close()
+
+
+def barrierctl_as(user: tuple[str, int, int], argv: list[str], cwd: Path) -> int:
+    """barrierctl run by a local user (a forked child with its uid and gid, started in `cwd`: the socket is
+    reached by a relative path, the test's parent folders being root's alone); its exit code."""
+    _, uid, gid = user
+    cwd.chmod(0o711)
+    (cwd / "barrierd.sock").chmod(0o666)
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            os.chdir(cwd)
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            code = barrierctl(argv)
+        finally:
+            os._exit(int(code))
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])

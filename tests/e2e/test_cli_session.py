@@ -14,28 +14,13 @@ import threading
 
 import pytest
 
-from controller.cli import main as barrierctl
-from tests.e2e.harness import BIN
+from tests.e2e.harness import BIN, barrierctl_as
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def as_nobody(argv: list[str], cwd) -> int:
-    """barrierctl run by a user with no role (uid 65534), in a forked child started in `cwd` (the test's
-    parent folders are root's alone: the socket is reached by a relative path)."""
-    pid = os.fork()
-    if pid == 0:
-        code = 99
-        try:
-            os.chdir(cwd)
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            code = barrierctl(argv)
-        finally:
-            os._exit(int(code))
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+NOBODY = ("nobody", 65534, 65534)  # a user with no role
 
 
 def read_all(fd: int, into: bytearray) -> None:
@@ -65,7 +50,7 @@ def test_every_exit_code_of_the_readme_table(site_processes, tmp_path):
     if os.geteuid() == 0:
         tmp_path.chmod(0o711)
         procs.socket.chmod(0o666)
-        assert as_nobody(["--socket", procs.socket.name, "open", "gate-1"], procs.socket.parent) == 4
+        assert barrierctl_as(NOBODY, ["--socket", procs.socket.name, "open", "gate-1"], procs.socket.parent) == 4
     assert procs.sim_ctl("inject", "plc-lane-1", "stuck_motion", "--slot", "0")[0] == 0
     code, _, err = procs.ctl("open", "gate-1", "--wait")
     assert code == 1 and "not in place" in err

@@ -10,6 +10,7 @@ import pytest
 from hal.profile import Command
 from tests.e2e import condition_rig as rig
 from tests.e2e.fault_rig import assert_refused, daemon, inject, listed_alarms, restore, sim_request, writes_to
+from tests.e2e.harness import barrierctl_as
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -186,8 +187,8 @@ def test_service_due_after_its_cycles_and_recorded_only_by_a_technician_with_the
     assert not rig.active(procs, "SERVICE_DUE", "bay-entry"), "bay-entry has not travelled"
 
     argv = ["--socket", procs.socket.name, "service", "bay-exit", "--reason", "greased"]
-    assert rig.barrierctl_as(rig.VIEWER, argv, procs.tmp) == 4
-    assert rig.barrierctl_as(rig.OPERATOR, argv, procs.tmp) == 4
+    assert barrierctl_as(rig.VIEWER, argv, procs.tmp) == 4
+    assert barrierctl_as(rig.OPERATOR, argv, procs.tmp) == 4
     assert rig.active(procs, "SERVICE_DUE", "bay-exit"), "a refused service changes nothing"
     code, out, err = procs.ctl("service", "bay-exit", "--reason", "boom arm greased")
     assert code == 0 and "service recorded" in out, err
