@@ -6,7 +6,6 @@ are bench/panel_clients.py's, each logged in with its own session as a real Unix
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import json
@@ -77,7 +76,9 @@ def panel_jitter(seconds: float, *, readers: int = READERS, slow_pages: int = SL
 
 
 async def _log_in(url: str, user: UnixUser, count: int) -> list:
-    return list(await asyncio.gather(*(logged_in(url, user.name, user.password) for _ in range(count))))
+    """`count` sessions of one user, one login after the other: logins of one name in flight together count as
+    failed until PAM accepts them (the panel holds guesses sent at once to its limit of 5)."""
+    return [await logged_in(url, user.name, user.password) for _ in range(count)]
 
 
 class Pages:
