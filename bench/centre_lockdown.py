@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fleet_broker import BROKER_CONF, MOSQUITTO, _listening
-from bench.lockdown_fanout import OPEN_STATES, OPENING
+from bench.lockdown_fanout import open_everything
 from bench.procs import Child, Daemon, Sim, percentile, wait_for
 from bench.sites import free_ports
 
@@ -87,27 +87,13 @@ def centre_lockdown(seconds: float, *, runs: int | None = None, open_runs: int |
             for _ in range(count):
                 if start == "every lane open":
                     for daemon in daemons.values():
-                        _open_lanes(daemon)
+                        with daemon.control() as control:
+                            open_everything(control, LANES)
                 trials.append(_lockdown(command))
                 for daemon in daemons.values():
                     _release(daemon)
             rows += _rows(start, trials)
     return rows
-
-
-def _open_lanes(daemon: Daemon) -> None:
-    with daemon.control() as control:
-        for i in range(1, LANES + 1):
-            for role, verb in OPENING:
-                reply, _, _ = control.request(verb, device=f"{role}-{i}")
-                if reply["exit"] != 0:
-                    raise RuntimeError(f"centre_lockdown benchmark: {verb} {role}-{i}: {reply['message']}")
-        wanted = {f"{role}-{i}": OPEN_STATES[role] for i in range(1, LANES + 1) for role, _ in OPENING}
-
-        def all_open() -> bool:
-            return wanted.items() <= {d["name"]: d["state"] for d in control.status()["devices"]}.items()
-
-        wait_for(all_open, 30, "every lane open", step_s=0.1)
 
 
 def _lockdown(command: list[str]) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def lockdown_fanout(seconds: float, *, lanes: int = LANES, secured_trials: int |
             with daemon.control() as control:
                 rows = []
                 if from_open:
-                    _open_everything(control, lanes)
+                    open_everything(control, lanes)
                     rows.append(_row("every lane open", lanes, [_lockdown(control, sim, lanes)]))
                     _release(control)
                 secured = []
@@ -69,16 +69,17 @@ def lockdown_fanout(seconds: float, *, lanes: int = LANES, secured_trials: int |
     return rows
 
 
-def _open_everything(control, lanes: int) -> None:
+def open_everything(control, lanes: int) -> None:
+    """Open the gate and lower the blocker of lanes 1..`lanes` and wait until barrierd reads them so."""
     for i in range(1, lanes + 1):
         for role, verb in OPENING:
             reply, _, _ = control.request(verb, device=f"{role}-{i}")
             if reply["exit"] != 0:
-                raise RuntimeError(f"lockdown benchmark: {verb} {role}-{i}: {reply['message']}")
+                raise RuntimeError(f"benchmark: {verb} {role}-{i}: {reply['message']}")
     wanted = {f"{role}-{i}": OPEN_STATES[role] for i in range(1, lanes + 1) for role, _ in OPENING}
 
     def all_open() -> bool:
-        return all(d["state"] == wanted[d["name"]] for d in control.status()["devices"])
+        return wanted.items() <= {d["name"]: d["state"] for d in control.status()["devices"]}.items()
 
     wait_for(all_open, 30, "every lane open", step_s=0.1)
 
