@@ -38,23 +38,29 @@ for _ in range(count):
 if mode == "trickle":
     started = time.monotonic()
     closed_after = {}
+    def waiting(s):  # what barrierd sent on s and was not read yet (stays readable after it closed)
+        s.setblocking(False)
+        try:
+            return s.recv(4096)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
     for second in range(12):
         for i, s in enumerate(socks):
             if i in closed_after:
                 continue
+            s.setblocking(True)
             try:
                 s.send(b'{"command":"status"'[second:second + 1] or b" ")
-            except OSError:
-                closed_after[i] = (time.monotonic() - started, "")
+            except OSError:  # closed between the last read and this byte: its reply is still waiting
+                data = waiting(s) or b""
+                closed_after[i] = (time.monotonic() - started, data.decode(errors="replace"))
         time.sleep(1.0)
         for i, s in enumerate(socks):
-            s.setblocking(False)
-            try:
-                data = s.recv(4096)
-            except BlockingIOError:
+            data = waiting(s)
+            if data is None:
                 continue
-            except OSError:
-                data = b""
             if i not in closed_after and (not data or data.endswith(b"\\n")):
                 closed_after[i] = (time.monotonic() - started, data.decode(errors="replace"))
         if len(closed_after) == len(socks):
