@@ -54,26 +54,45 @@ class LockdownResult:
 Command = Callable[[Device, str, str], Awaitable[str]]  # device, verb, by -> the PLC's acceptance
 
 
-async def _secure_one(command: Command, device: Device, by: str, started: float) -> float:
-    await command(device, device.LOCKDOWN_VERB, by)
-    await device.wait_state(frozenset({device.SECURED_STATE}), device.travel_limit_s + CONFIRM_MARGIN_S)
-    return asyncio.get_running_loop().time() - started
+class FanOut:
+    """Every device of a scope commanded at once: one task each, so every securing write is queued on its bus
+    in the same turn of the event loop and every PLC is written in parallel."""
+
+    def __init__(self, command: Command, devices: list[Device], by: str):
+        self.started = asyncio.get_running_loop().time()
+        self.devices, self.by = devices, by
+        self._commands = [asyncio.ensure_future(command(d, d.LOCKDOWN_VERB, by)) for d in devices]
+
+    async def written(self) -> None:
+        """Until every PLC has answered its securing writes (or the write failed)."""
+        if self._commands:
+            await asyncio.wait(self._commands)
+
+    async def result(self) -> LockdownResult:
+        """Until every device is confirmed secured or known not to be: the seconds each took, or why not."""
+        await self.written()
+        confirmed = await asyncio.gather(*(self._confirm(d, c) for d, c in zip(self.devices, self._commands, strict=True)),
+                                         return_exceptions=True)
+        secured, failed = {}, {}
+        for device, outcome in zip(self.devices, confirmed, strict=True):
+            if isinstance(outcome, float):
+                secured[device.name] = outcome
+            elif isinstance(outcome, (Refused, ActionFailed, DeviceNotReached)):
+                failed[device.name] = str(outcome)
+            else:
+                raise outcome
+        log.info("lockdown_result", by=self.by, secured=secured, failed=failed)
+        return LockdownResult(secured_at=secured, failed=failed)
+
+    async def _confirm(self, device: Device, commanded: asyncio.Future) -> float:
+        commanded.result()  # what the command raised, if it did
+        await device.wait_state(frozenset({device.SECURED_STATE}), device.travel_limit_s + CONFIRM_MARGIN_S)
+        return asyncio.get_running_loop().time() - self.started
 
 
 async def lock_down(command: Command, devices: list[Device], by: str) -> LockdownResult:
-    """Command every device of the scope at once (one task each, so every PLC is written in parallel)."""
-    started = asyncio.get_running_loop().time()
-    results = await asyncio.gather(*(_secure_one(command, d, by, started) for d in devices), return_exceptions=True)
-    secured, failed = {}, {}
-    for device, result in zip(devices, results, strict=True):
-        if isinstance(result, float):
-            secured[device.name] = result
-        elif isinstance(result, (Refused, ActionFailed, DeviceNotReached)):
-            failed[device.name] = str(result)
-        else:
-            raise result
-    log.info("lockdown_result", by=by, secured=secured, failed=failed)
-    return LockdownResult(secured_at=secured, failed=failed)
+    """Command every device of the scope at once and wait until each is confirmed secured or known not to be."""
+    return await FanOut(command, devices, by).result()
 
 
 def new_latch(by: str, reason: str) -> Latch:
@@ -131,16 +150,17 @@ class Lockdown:
             result = await lock_down(self._command, lane.devices, by)
             self._store.sync()
             return f"lane {lane.name}", result
-        self.latch = new_latch(by, reason)  # latched before anything is written
+        self.latch = new_latch(by, reason)  # latched before anything is written: every rule refuses opening now
         self._store.save_mode(SITE_SCOPE, "lockdown", by, reason, durable=False)
         for each in self._lanes.values():
             each.cancel_sequence()
-        fan_out = asyncio.ensure_future(lock_down(self._command, list(self._devices.values()), by))
+        fan_out = FanOut(self._command, list(self._devices.values()), by)
+        await fan_out.written()  # the lanes' bookkeeping waits: it would hold the event loop between the writes
         self._store.record_event("lockdown", "site", f"site lockdown by {by}", reason=reason)
-        for each in self._lanes.values():  # lane modes follow while the writes are already on their way
+        for each in self._lanes.values():
             if each.mode != LaneMode.LOCKDOWN:
                 await each.lock(by=by, reason=reason)
-        result = await fan_out
+        result = await fan_out.result()
         self._store.sync()
         return "the site", result
 

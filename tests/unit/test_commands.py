@@ -12,6 +12,7 @@ from controller.commands import ExitCode, build_registry
 from controller.auth import Caller
 from controller.event_store import EventStore
 from controller.site import Site
+from controller.states import LaneMode
 from hal.errors import CommsError
 from hal.profile import AckResult, Command, Kind, SignalCommand, Status
 from hal.snapshot import SlotSnapshot
@@ -211,3 +212,22 @@ async def test_a_reset_that_fails_keeps_the_latched_fault(site):
     bus.fail, bus.answer = None, AckResult.REJECTED_ESTOP
     reply = await build_registry().dispatch(site, {"command": "reset", "args": {"device": "gate-1"}}, TECH)
     assert reply.code is ExitCode.REFUSED and gate.latched_fault is not None
+
+
+@pytest.mark.asyncio
+async def test_a_site_lockdown_hands_every_securing_write_to_the_buses_before_the_lanes_bookkeeping(site):
+    site, bus = site
+    lane_modes_at_each_write = []
+    command = bus.command
+
+    async def noting_lane_modes(plc, slot, code, recheck=None):
+        lane_modes_at_each_write.append({lane.name: lane.mode for lane in site.lanes.values()})
+        return await command(plc, slot, code, recheck)
+
+    bus.command = noting_lane_modes
+    reply = await build_registry().dispatch(site, {"command": "lockdown", "args": {"reason": "test"}}, GUARD)
+    assert reply.code is ExitCode.DONE, reply.message
+    assert len(lane_modes_at_each_write) == len(site.devices)
+    assert all(LaneMode.LOCKDOWN not in modes.values() for modes in lane_modes_at_each_write), \
+        "a lane's mode change (transition, two SQLite rows, a log line) ran before a securing write was queued"
+    assert all(lane.mode == LaneMode.LOCKDOWN for lane in site.lanes.values())
