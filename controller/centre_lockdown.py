@@ -20,7 +20,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import aiomqtt
 import structlog
@@ -41,6 +41,14 @@ RECONNECT_MAX_S = 30.0
 DEADLINE_MARGIN_S = 2.0  # beyond the slowest device's travel limit and the confirmation margin
 REFUSALS_RECORDED_PER_MINUTE = 30  # beyond this a flood is counted, not recorded one by one
 CENTRE_UID = -1  # the command row's uid for a command from the centre (no local Unix user gave it)
+
+
+class Refused(NamedTuple):
+    """A refused envelope: the reply for the centre, and whether it is answered (a flood beyond the
+    recorded rate is counted only)."""
+
+    reply: dict
+    answered: bool
 
 
 class CentreLockdown:
@@ -65,6 +73,14 @@ class CentreLockdown:
 
     async def handle(self, body: bytes) -> dict:
         """Check one received envelope and act on it if it is a valid lockdown for this site; the reply."""
+        received_at, decision = self.check(body)
+        if isinstance(decision, Refused):
+            return decision.reply
+        return await self._lock_down(decision, received_at)
+
+    def check(self, body: bytes) -> tuple[float, protocol.Lockdown | Refused]:
+        """(when received, the accepted command or the refusal). Awaits nothing: a refused envelope costs a
+        signature check and holds no task; an accepted one is marked seen before anything else runs."""
         received_at = self.clock()
         if not self.cfg.lockdown:
             key_id, command_id = protocol.claimed(body)
@@ -72,17 +88,18 @@ class CentreLockdown:
                                        "([centre] lockdown = false)", key_id, command_id)
         else:
             refusal = protocol.verify(body, self.keys, received_at, self.site_name, self.seen)
-        if isinstance(refusal, protocol.Refusal):
-            if refusal.id is None or refusal.key_id is None:
-                key_id, command_id = protocol.claimed(body)
-                refusal = protocol.Refusal(refusal.reason, refusal.key_id or key_id, refusal.id or command_id)
-            self._record_refusal(refusal)
-            return protocol.reply(refusal.id, self.site_name, received_at, refused=refusal.reason)
-        return await self._lock_down(refusal, received_at)
+        if isinstance(refusal, protocol.Lockdown):
+            self.seen.add(refusal.id)  # before anything awaits: a second copy arriving meanwhile is a replay
+            self.site.store.save_centre_id(refusal.id, refusal.expires_at + protocol.CLOCK_SKEW_S)
+            return received_at, refusal
+        if refusal.id is None or refusal.key_id is None:
+            key_id, command_id = protocol.claimed(body)
+            refusal = protocol.Refusal(refusal.reason, refusal.key_id or key_id, refusal.id or command_id)
+        answered = self._record_refusal(refusal)
+        return received_at, Refused(protocol.reply(refusal.id, self.site_name, received_at, refused=refusal.reason),
+                                    answered)
 
     async def _lock_down(self, command: protocol.Lockdown, received_at: float) -> dict:
-        self.seen.add(command.id)  # before anything awaits: a second copy arriving meanwhile is a replay
-        self.site.store.save_centre_id(command.id, command.expires_at + protocol.CLOCK_SKEW_S)
         caller = Caller(uid=CENTRE_UID, gid=CENTRE_UID, pid=os.getpid(),
                         user=f"centre:{command.operator} (key {command.key_id})", role=Role.TECHNICIAN)
         self.site.store.record_event("centre", "site", f"centre lockdown accepted from {caller.user}",
@@ -118,8 +135,9 @@ class CentreLockdown:
         slowest = max((d.travel_limit_s for d in self.site.devices.values()), default=0.0)
         return slowest + CONFIRM_MARGIN_S + DEADLINE_MARGIN_S
 
-    def _record_refusal(self, refusal: protocol.Refusal) -> None:
-        """A `centre` event per refusal; a flood beyond the rate is counted and recorded as one event."""
+    def _record_refusal(self, refusal: protocol.Refusal) -> bool:
+        """A `centre` event per refusal; a flood beyond the rate is counted and recorded as one event. False
+        for one counted only (it is not answered either)."""
         log.warning("centre_lockdown_refused", reason=refusal.reason, key=refusal.key_id, id=refusal.id)
         now = self.clock()
         since, recorded, skipped = self._refusals_window
@@ -130,10 +148,11 @@ class CentreLockdown:
             since, recorded, skipped = now, 0, 0
         if recorded >= REFUSALS_RECORDED_PER_MINUTE:
             self._refusals_window = (since, recorded, skipped + 1)
-            return
+            return False
         self._refusals_window = (since, recorded + 1, skipped)
         self.site.store.record_event("centre", "site", f"centre lockdown refused: {refusal.reason}",
                                      reason=refusal.reason, key=refusal.key_id, id=refusal.id)
+        return True
 
     # ----- the connection ---------------------------------------------------------------------
 
@@ -177,12 +196,25 @@ class CentreLockdown:
                 if not message.topic.matches(self.topic) or not isinstance(message.payload, bytes):
                     self.ignored += 1
                     continue
-                answer = asyncio.create_task(self._answer(client, message.payload))
-                self._answers.add(answer)
-                answer.add_done_callback(self._answers.discard)
+                self.received(client, message.payload)
 
-    async def _answer(self, client: aiomqtt.Client, body: bytes) -> None:
-        reply = await self.handle(body)
+    def received(self, client: aiomqtt.Client, body: bytes) -> None:
+        """One envelope, checked here and now (so a flood of bad ones cannot crowd out a genuine command);
+        a task only for an accepted lockdown or a refusal within the recorded rate, to answer it."""
+        received_at, decision = self.check(body)
+        if isinstance(decision, Refused):
+            if not decision.answered:
+                return
+            answer = asyncio.create_task(self._publish(client, decision.reply))
+        else:
+            answer = asyncio.create_task(self._answer(client, decision, received_at))
+        self._answers.add(answer)
+        answer.add_done_callback(self._answers.discard)
+
+    async def _answer(self, client: aiomqtt.Client, command: protocol.Lockdown, received_at: float) -> None:
+        await self._publish(client, await self._lock_down(command, received_at))
+
+    async def _publish(self, client: aiomqtt.Client, reply: dict) -> None:
         try:
             await client.publish(self.reply_topic, json.dumps(reply, default=str), qos=1, retain=False)
         except aiomqtt.MqttError as exc:  # the lockdown stands; only the centre's copy of the answer is lost

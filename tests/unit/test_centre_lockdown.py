@@ -170,3 +170,30 @@ async def test_the_site_file_opts_in_with_its_keys_and_bad_keys_are_refused_at_l
         assert words in str(refused.value)
     with pytest.raises(ConfigError, match=r"needs an \[mqtt\] section"):
         load_site(site_file(tmp_path, "[centre]\nlockdown = false\n", mqtt=False))
+
+
+class FakeClient:
+    """Stands in for the aiomqtt client: records what is published."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict]] = []
+
+    async def publish(self, topic, payload, qos, retain) -> None:
+        self.published.append((topic, json.loads(payload)))
+
+
+async def test_a_flood_of_bad_envelopes_holds_no_task_beyond_the_answered_rate_and_a_genuine_command_goes_through(
+        store):
+    registry = FakeRegistry()
+    listener, client = centre(store, registry=registry), FakeClient()
+    for i in range(1000):
+        listener.received(client, b"junk %d" % i)
+    assert len(listener._answers) <= 30, "a task per refused envelope would let a flood grow without bound"
+    body, command_id = command()
+    listener.received(client, body)
+    while listener._answers:
+        await asyncio.sleep(0.1)
+    assert len(registry.calls) == 1
+    answers = [reply for _, reply in client.published]
+    assert sum(1 for reply in answers if not reply["accepted"]) == 30
+    assert any(reply["id"] == command_id and reply["all_secured"] for reply in answers)
