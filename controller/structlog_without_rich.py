@@ -1,0 +1,21 @@
+"""structlog imported for barrierd without rich: structlog.dev and structlog.tracebacks import rich (and pygments)
+whenever it is installed, ≈ 4.5 MiB, and barrierd renders JSON lines only (no console renderer, no locals)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+
+def import_structlog_without_rich() -> None:
+    """Import structlog with rich hidden, unless either is already loaded; rich stays importable afterwards."""
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        return
+    sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` raises ImportError: structlog's fallback
+    try:
+        importlib.import_module("structlog")
+    finally:
+        del sys.modules["rich"]
+
+
+import_structlog_without_rich()
