@@ -3,7 +3,6 @@ whenever it is installed, ≈ 4.5 MiB, and barrierd renders JSON lines only (no 
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 
@@ -13,7 +12,7 @@ def import_structlog_without_rich() -> None:
         return
     sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` raises ImportError: structlog's fallback
     try:
-        importlib.import_module("structlog")
+        import structlog  # noqa: F401
     finally:
         del sys.modules["rich"]
 
