@@ -80,7 +80,7 @@ def startup_rss(seconds: float, *, plcs: int = PLCS) -> list[dict[str, Any]]:
     for stage, value in ((f"barrierd, every one of {plcs} PLCs read", polling),
                          (f"barrierd after {seconds:g} s more", steady), ("barrierd's peak (VmHWM)", peak)):
         rows.append({"stage": stage, "rss_mib": round(value, 1), "added_mib": round(value - before, 1),
-                     "modules": None, "heavy_loaded": None})
+                     "modules": "-", "heavy_loaded": "-"})
         before = value
     return rows
 
@@ -93,6 +93,6 @@ def _import_stages() -> list[dict[str, Any]]:
     for (stage, _), line in zip(STAGES, out, strict=False):
         rss, modules = (int(field) for field in line.split())
         rows.append({"stage": stage, "rss_mib": round(rss / MIB, 1), "added_mib": round((rss - before) / MIB, 1),
-                     "modules": modules, "heavy_loaded": heavy if stage == STAGES[-1][0] else None})
+                     "modules": modules, "heavy_loaded": heavy if stage == STAGES[-1][0] else "-"})
         before = rss
     return rows
