@@ -1,5 +1,8 @@
-"""structlog imported for barrierd without rich: structlog.dev and structlog.tracebacks import rich (and pygments)
-whenever it is installed, ≈ 4.5 MiB, and barrierd renders JSON lines only (no console renderer, no locals)."""
+"""structlog imported for barrierd without rich, which barrierd's JSON lines never use.
+
+structlog.dev and structlog.tracebacks import rich (and with it pygments) whenever it is installed, ≈ 4.6 MiB;
+barrierd has no console renderer and renders exceptions without locals, the only parts that would use it.
+"""
 
 from __future__ import annotations
 
