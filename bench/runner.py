@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (audit_store, centre_lockdown, comms_loss, fleet_broker, fleet_centre, floor, latency,
-                   lockdown_fanout, panel_jitter, panel_push, scale)
+                   lockdown_fanout, panel_jitter, panel_push, scale, startup_rss)
 from bench.rtu_poll import rtu_poll_rate
 
 Rows = list[dict[str, Any]]
@@ -46,6 +46,7 @@ BENCHMARKS: list[Benchmark] = [
     Benchmark("event_latency", latency.EVENT_TITLE, latency.event_latency, latency.EVENT_NOTES),
     Benchmark("lockdown_fanout", lockdown_fanout.TITLE, lockdown_fanout.lockdown_fanout, lockdown_fanout.NOTES),
     Benchmark("scale", scale.TITLE, scale.scale, scale.NOTES),
+    Benchmark("startup_rss", startup_rss.TITLE, startup_rss.startup_rss, startup_rss.NOTES),
     Benchmark("comms_loss", comms_loss.TITLE, comms_loss.comms_loss, comms_loss.NOTES),
     Benchmark("audit_store_writes", audit_store.TITLE, audit_store.audit_store_writes, audit_store.NOTES),
     Benchmark("panel_push", panel_push.TITLE, panel_push.panel_push, panel_push.NOTES),

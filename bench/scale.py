@@ -63,10 +63,13 @@ NOTES = (
     "before each step); this benchmark before and after them, load 1.7 to 2.9: 64 PLCs 0.250 → 0.145 "
     "(1.8 × the hand loop's 0.081), 128 PLCs 0.444 → 0.251 CPU s/s. What is left (py-spy, 64 PLCs): uvloop and the sockets ≈ 35 %, each exchange's "
     "future, timer and framing ≈ 15 %, the bus's scheduling ≈ 10 %, Device.observe, EFO readiness and the "
-    "site's bookkeeping of every reading ≈ 20 %. RSS: ≈ 45 MB is imports (pydantic and the config schema "
-    "≈ 13 MB, structlog ≈ 16 MB of which rich and pygments, which structlog.dev loads whenever rich is "
-    "installed, ≈ 4 MB; pymodbus and pyserial are no longer loaded without an RTU line), then ≈ 0.1 MB per "
-    "PLC. The machine is shared with other test runs: at a load of 4 even the reference loops fall below "
+    "site's bookkeeping of every reading ≈ 20 %. RSS (the startup_rss benchmark has the stages, in MiB): the interpreter "
+    "and asyncio ≈ 20.5 (the hand loop's floor too), pydantic and the config schema ≈ 13, structlog 2 (imported "
+    "without rich: structlog.dev loaded rich and pygments whenever installed, 4.6), the controller, sqlite3 and "
+    "transitions ≈ 4, uvloop 1, then ≈ 5.5 for building and polling 64 PLCs; one thread, and the peak is the "
+    "steady state (no start-up spike). 64 PLCs, peak before and after that cut and two smaller ones (devices "
+    "without transitions' unused may_/is_ partials, condition histories made on first use): 56.0 → 48.7 MB. "
+    "Without pydantic's ≈ 13 MB it would be ≈ 35 MB: with pydantic kept for the config, 40 MB is out of reach. The machine is shared with other test runs: at a load of 4 even the reference loops fall below "
     "9.5 Hz at 128 PLCs, and the CPU figures vary by tens of % from run to run."
 )
 

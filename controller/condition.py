@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 
@@ -65,7 +66,8 @@ class DeviceCondition:
         self.efo = has_efo(device.SPEC)
         self.limits = Limits.of(cfg.condition)
         self.tracks: dict[str, Track] = {}  # "travel_ms:closed", "analog_1:open", ... made on first use
-        self.history = {key: deque(maxlen=HISTORY) for key in DIRECTIONS}  # (travel id, ms), oldest first
+        # direction -> (travel id, ms), oldest first; a deque made on first use (an empty one holds a 0.5 kB block)
+        self.history: defaultdict[str, deque[tuple[int, int]]] = defaultdict(partial(deque, maxlen=HISTORY))
         self.conditions: dict[str, str] = {}
         self.last: SlotSnapshot | None = None
         self.cycle_count: int | None = None
@@ -312,7 +314,8 @@ class DeviceCondition:
             timing = self.tracks.get(f"travel_ms:{key}")
             baseline = timing.baseline if timing is not None else None
             directions[key] = {
-                "recent_ms": [ms for _, ms in self.history[key]], "recent_ids": [i for i, _ in self.history[key]],
+                "recent_ms": [ms for _, ms in self.history.get(key, ())],
+                "recent_ids": [i for i, _ in self.history.get(key, ())],
                 "limit_ms": limit_ms,
                 "drift_warn_ms": baseline * (1 + self._cfg.travel_drift) if baseline is not None else None,
                 "timing": timing.as_dict() if timing is not None else None,

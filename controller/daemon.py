@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import controller.structlog_without_rich  # noqa: F401  # before structlog: barrierd's process loads no rich
 import structlog
 
 from config import ConfigError, SiteConfig, load_site

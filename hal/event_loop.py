@@ -16,7 +16,6 @@ installed (its clock and timers count whole milliseconds; its polling costs abou
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import select
 import selectors
 from collections.abc import Callable, Coroutine
@@ -58,6 +57,8 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 def reduce_timer_slack(nanoseconds: int = TIMER_SLACK_NS) -> bool:
     """Let the kernel wake this thread's timers at most `nanoseconds` late; False where it cannot."""
+    import ctypes  # imported here: only the precise loop (an RTU line) needs it
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return int(libc.prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0)) == 0

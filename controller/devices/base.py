@@ -27,6 +27,13 @@ log = structlog.get_logger("controller.devices")
 class TimedMachine(AsyncMachine):
     """AsyncMachine whose states may carry a `timeout` and an `on_timeout` trigger."""
 
+    def _checked_assignment(self, model: object, name: str, func: Callable) -> None:
+        """Bind `trigger` and each trigger (a state's on_timeout names one), not the conveniences `may_<trigger>`
+        and `is_<state>` nothing calls: a partial each, on every device, ≈ 7 kB a device."""
+        if name.startswith("may_") or (name.startswith("is_") and name[3:] in self.states):
+            return
+        super()._checked_assignment(model, name, func)
+
 
 _MACHINES: dict[tuple[type, float], TimedMachine] = {}
 

@@ -11,7 +11,7 @@ import math
 import pytest
 
 from bench import (audit_store, centre_lockdown, comms_loss, fleet_centre, floor, latency, lockdown_fanout,
-                   panel_jitter, panel_push, scale)
+                   panel_jitter, panel_push, scale, startup_rss)
 from bench.procs import percentile
 from bench.runner import BENCHMARKS, Benchmark, run, write_reports
 from bench.sites import lanes_site, slots_site
@@ -86,6 +86,17 @@ def test_scale_measures_barrierd_the_bare_loop_and_the_hand_written_one():
     assert isinstance(rows[0]["targets_missed"], str)
 
 
+def test_startup_rss_follows_barrierds_imports_then_the_running_daemon():
+    rows = startup_rss.startup_rss(0.2, plcs=2)
+    assert [r["stage"] for r in rows] == [stage for stage, _ in startup_rss.STAGES] + [
+        "barrierd, every one of 2 PLCs read", "barrierd after 0.2 s more", "barrierd's peak (VmHWM)"]
+    imports = rows[:len(startup_rss.STAGES)]
+    assert all(positive(r["rss_mib"]) for r in rows)
+    assert [r["modules"] for r in imports] == sorted(r["modules"] for r in imports)  # each stage imports more
+    assert imports[-1]["heavy_loaded"] == "none"
+    assert rows[-1]["rss_mib"] >= rows[-2]["rss_mib"]  # the peak is at least the current figure
+
+
 def test_comms_loss():
     (row,) = comms_loss.comms_loss(0, configs=((20, 50),), trials=1)
     assert (row["poll_ms"], row["timeout_ms"], row["trials"], row["reference_ms"]) == (20, 50, 1, 210)
@@ -157,7 +168,7 @@ def test_centre_lockdown_secures_three_crossings_per_run_with_p50_and_max():
 def test_every_benchmark_is_registered_and_reports_render(tmp_path):
     names = [b.name for b in BENCHMARKS]
     assert names == ["rtu_poll_rate", "floor", "command_latency", "event_latency", "lockdown_fanout", "scale",
-                     "comms_loss", "audit_store_writes", "panel_push", "panel_jitter", "fleet_broker", "fleet_centre",
+                     "startup_rss", "comms_loss", "audit_store_writes", "panel_push", "panel_jitter", "fleet_broker", "fleet_centre",
                      "centre_lockdown"]
     assert all(b.title and b.notes and callable(b.measure) for b in BENCHMARKS)
     tiny = Benchmark("floor", "floor", lambda seconds: floor.floor(seconds))

@@ -1,4 +1,5 @@
-"""Devices of one kind and travel share one transitions machine, each with its own state, queue and timer."""
+"""Devices of one kind and travel share one transitions machine, each with its own state, queue and timer (and no
+unused per-device conveniences)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,13 @@ async def test_each_device_of_a_shared_machine_has_its_own_travel_timer():
     assert two.state == "open" and two.latched_fault is None
     one.detach()
     two.detach()
+
+
+def test_a_device_gets_its_triggers_from_the_machine_and_none_of_the_unused_conveniences():
+    device = gate("gate-1")
+    bound = set(vars(device))
+    triggers = set(device.machine.events)
+    assert {"trigger", "sense_closed", "travel_timed_out"} <= bound and triggers <= bound
+    # may_<trigger> and is_<state> would be a partial each on every device (≈ 7 kB a device): nothing calls them
+    assert not {name for name in bound if name.startswith(("may_", "is_"))}
+    device.detach()
