@@ -104,9 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         args_list.insert(0, "serve")  # plain `sim-plc --config FILE`
     args = build_parser().parse_args(args_list)
     if args.command == "serve":
-        # timers to the microsecond (epoll rounds up to the millisecond): the simulated RTU
-        # slaves then keep t3.5 before a reply as exactly as a PLC does.
-        return event_loop.run(serve(args))
+        # with a serial line, timers to the microsecond (epoll rounds up to the millisecond): the simulated
+        # RTU slaves then keep t3.5 before a reply as exactly as a PLC does. TCP alone runs on uvloop (its
+        # millisecond timers keep the scan period on average: scan_loop counts periods, not sleeps).
+        return event_loop.run(serve(args), precise=bool(args.serial))
     if args.command == "vline":
         return run_vline(args)
     request: dict[str, Any]

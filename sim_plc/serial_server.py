@@ -4,8 +4,9 @@ Like real slaves on a line: each PLC answers only its own unit id (a request for
 dropped before pymodbus handles it, so nothing answers and nothing is applied), a reply starts no
 sooner than 3.5 characters after the request ended, an unfinished frame is dropped once the line
 has been idle for MIN_FRAME_GAP_S, and comms_silence drops a PLC's replies. Requests the profile
-refuses are screened as in sim_plc.screen. If the port goes away (the virtual line stopped, the
-adapter unplugged) it is reopened when it returns.
+refuses get the answers of sim_plc/pdu.py, which serves every request (pymodbus frames the line and
+hands each request PDU over as it came; its register tables are not used). If the port goes away
+(the virtual line stopped, the adapter unplugged) it is reopened when it returns.
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ import contextlib
 import logging
 import os
 import termios
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pymodbus.framer import FramerType
-from pymodbus.pdu import ModbusPDU
+from pymodbus.pdu import DecodePDU, ModbusPDU
 from pymodbus.server import ModbusSerialServer
 from pymodbus.server.requesthandler import ServerRequestHandler
+from pymodbus.simulator import SimData, SimDevice
 
-from sim_plc.device import build_device
+from sim_plc.pdu import serve_pdu
 from sim_plc.plant import SimPlc
-from sim_plc.screen import ScreeningDecoder, screen_unit
 from sim_plc.writelog import WriteLog
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,48 @@ def silence_s(baudrate: int, parity: str = "N", stopbits: int = 1) -> float:
     return 3.5 * (1 + 8 + (parity != "N") + stopbits) / baudrate
 
 
+Serve = Callable[[int, bytes], bytes]  # (unit id, request PDU) → reply PDU
+
+
+class ServedReply(ModbusPDU):
+    """A reply PDU as sim_plc/pdu.py made it, for pymodbus to frame."""
+
+    def __init__(self, pdu: bytes) -> None:
+        super().__init__()
+        self.function_code = pdu[0]
+        self.body = pdu[1:]
+
+    def encode(self) -> bytes:
+        return self.body
+
+
+class ServedRequest(ModbusPDU):
+    """A request PDU as it came off the line, answered by `serve` for the unit pymodbus hands it to."""
+
+    def __init__(self, pdu: bytes, serve: Serve) -> None:
+        super().__init__()
+        self.function_code = pdu[0]
+        self.pdu = pdu
+        self.serve = serve
+
+    async def datastore_update(self, context: Any, device_id: int) -> ModbusPDU:
+        _ = context
+        return ServedReply(self.serve(device_id, self.pdu))
+
+
+class ServingDecoder(DecodePDU):
+    """A server decoder under which every request frame pymodbus's RTU framer delimits is a ServedRequest
+    (the framer still finds frame lengths in pymodbus's tables), so pymodbus neither answers nor logs
+    anything of its own."""
+
+    def __init__(self, serve: Serve) -> None:
+        super().__init__(is_server=True)
+        self.serve = serve
+
+    def decode(self, frame: bytes) -> ModbusPDU | None:
+        return ServedRequest(frame, self.serve) if frame else None
+
+
 class LineHandler(ServerRequestHandler):
     """The server side of the line: bytes that follow a silence of at least `frame_gap_s` start a new
     frame, so what is left of an unfinished or garbled one is dropped (pymodbus would instead wait
@@ -62,11 +105,11 @@ class LineHandler(ServerRequestHandler):
 
 
 class LineServer(ModbusSerialServer):
-    """A ModbusSerialServer whose requests decode with ScreeningDecoder and whose line is a LineHandler."""
+    """A ModbusSerialServer whose requests decode to ServedRequests and whose line is a LineHandler."""
 
-    def __init__(self, *args: Any, frame_gap_s: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, serve: Serve, frame_gap_s: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.decoder = ScreeningDecoder()  # read by the line's framer when the port opens
+        self.decoder = ServingDecoder(serve)  # read by the line's framer when the port opens
         self.frame_gap_s = frame_gap_s
 
     def callback_new_connection(self) -> ServerRequestHandler:
@@ -94,7 +137,9 @@ class SerialEndpoint:
         self.plcs = {plc.unit: plc for plc in plcs}
         self.baudrate, self.parity, self.stopbits = baudrate, parity, stopbits
         self.silence_s = silence_s(baudrate, parity, stopbits)
-        self._devices = [build_device(plc, write_log) for plc in plcs]
+        self._write_log = write_log
+        # pymodbus wants a device per unit it serves; the requests never reach their registers
+        self._devices = [SimDevice(id=plc.unit, simdata=SimData(0)) for plc in plcs]
         self._server: ModbusSerialServer | None = None
         self._reopen: asyncio.Task[None] | None = None
         self._stopping = False
@@ -124,6 +169,7 @@ class SerialEndpoint:
     async def _open(self) -> None:
         server = LineServer(
             self._devices,
+            serve=self._serve,
             frame_gap_s=max(2 * self.silence_s, MIN_FRAME_GAP_S),
             framer=FramerType.RTU,
             port=self.path,
@@ -162,14 +208,17 @@ class SerialEndpoint:
             return
 
     # ---- pymodbus hooks -------------------------------------------------------------------------
+    def _serve(self, unit: int, pdu: bytes) -> bytes:
+        reply = serve_pdu(self.plcs[unit], self._write_log, pdu)
+        self._write_log.flush()  # before the answer leaves
+        return reply
+
     def _trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
         """A request for a unit id nobody here owns is dropped: pymodbus then neither handles nor answers it."""
-        if sending:
+        if sending or pdu.dev_id in self.plcs:
             return pdu
-        screened = screen_unit(pdu, self.plcs.keys(), answer_foreign=False)
-        if screened is None:
-            self.dropped_requests += 1
-        return screened
+        self.dropped_requests += 1
+        return None
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         loop = asyncio.get_running_loop()

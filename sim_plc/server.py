@@ -9,16 +9,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pymodbus.pdu import ModbusPDU
-
 from config.schema import PlcSection, SiteConfig
 from hal.kinds import KINDS
 from sim_plc.clock import Clock, SystemClock
-from sim_plc.device import build_device
 from sim_plc.errors import FaultError
 from sim_plc.plant import SimPlc
-from sim_plc.screen import ScreenedTcpServer, screen_unit
 from sim_plc.serial_server import SerialEndpoint
+from sim_plc.tcp_server import TcpEndpoint
 from sim_plc.writelog import WriteLog
 
 log = logging.getLogger(__name__)
@@ -41,50 +38,6 @@ async def scan_loop(plc: SimPlc, period_s: float) -> None:
     except Exception:
         log.exception("scan loop of PLC %s died", plc.name)
         raise
-
-
-class TcpEndpoint:
-    """One SimPlc on one Modbus TCP listening socket. comms_silence drops every outgoing frame; a request
-    for another unit id is answered 0x04, and one the profile does not serve as sim_plc.screen says."""
-
-    def __init__(self, plc: SimPlc, host: str, port: int, write_log: WriteLog) -> None:
-        self.plc = plc
-        self.host = host
-        self.requested_port = port
-        self.port: int | None = None
-        self._server = ScreenedTcpServer(
-            build_device(plc, write_log),
-            plc_name=plc.name,
-            address=(host, port),
-            trace_packet=self._trace_packet,
-            trace_pdu=self._trace_pdu,
-            trace_connect=self._trace_connect,
-        )
-        self._units = frozenset({plc.unit})
-
-    def _trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
-        return pdu if sending else screen_unit(pdu, self._units, answer_foreign=True)
-
-    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
-        if sending and self.plc.comms_silent:
-            return b""  # an empty write sends nothing: the client times out
-        return data
-
-    def _trace_connect(self, connected: bool) -> None:
-        log.debug("PLC %s: client %s", self.plc.name, "connected" if connected else "disconnected")
-
-    async def start(self) -> int:
-        try:
-            await self._server.serve_forever(background=True)
-        except RuntimeError as exc:
-            raise OSError(f"PLC {self.plc.name}: cannot listen on {self.host}:{self.requested_port}") from exc
-        assert self._server.transport is not None
-        self.port = int(self._server.transport.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
-        log.info("PLC %s listening on %s:%d (unit %d)", self.plc.name, self.host, self.port, self.plc.unit)
-        return self.port
-
-    async def stop(self) -> None:
-        await self._server.shutdown()
 
 
 class SimSite:

@@ -9,7 +9,11 @@ from typing import IO, Any
 
 
 class WriteLog:
-    """Append one JSON object per client write; flush each line so other processes can tail the file.
+    """Append one JSON object per client write; flush() puts the lines written so far in the file.
+
+    The servers call flush() before they send the answers to the requests they just served, so a
+    process reading the file (tests, benchmarks) finds every write whose answer its client has seen,
+    at one write to the file per batch of requests rather than per line.
 
     Line format: {"t": unix time, "plc": name, "unit": unit id, "fc": 6 or 16, "address": first register,
     "values": [...], "result": "ok" | "exception <code>" | "silenced"}.
@@ -19,6 +23,8 @@ class WriteLog:
         self.path = Path(path) if path is not None else None
         self.entries: list[dict[str, Any]] = []
         self._file: IO[str] | None = None
+        self._pending = False
+        self._names: dict[str, str] = {}  # a PLC name as a JSON string, encoded once
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
@@ -26,20 +32,25 @@ class WriteLog:
     def record(
         self, plc: str, unit: int, fc: int, address: int, values: list[int], result: str
     ) -> dict[str, Any]:
-        entry = {
-            "t": time.time(),
-            "plc": plc,
-            "unit": unit,
-            "fc": fc,
-            "address": address,
-            "values": [int(v) for v in values],
-            "result": result,
-        }
+        entry = {"t": time.time(), "plc": plc, "unit": unit, "fc": fc, "address": address,
+                 "values": [int(v) for v in values], "result": result}
         self.entries.append(entry)
         if self._file is not None:
-            self._file.write(json.dumps(entry, separators=(",", ":")) + "\n")
-            self._file.flush()
+            name = self._names.get(plc) or self._names.setdefault(plc, json.dumps(plc))
+            # the line json.dumps(entry, separators=(",", ":")) would give, formatted directly (ints and a
+            # result of ASCII letters, digits and spaces need no escaping; a float's repr is its JSON)
+            self._file.write(
+                f'{{"t":{entry["t"]!r},"plc":{name},"unit":{int(unit)},"fc":{int(fc)},"address":{int(address)},'
+                f'"values":[{",".join(map(str, entry["values"]))}],"result":"{result}"}}\n'
+            )
+            self._pending = True
         return entry
+
+    def flush(self) -> None:
+        """Write the lines recorded since the last flush to the file (one write)."""
+        if self._pending and self._file is not None:
+            self._file.flush()
+        self._pending = False
 
     def close(self) -> None:
         if self._file is not None:

@@ -37,7 +37,7 @@ RTU_IDLE_S = 0.1  # above sim_plc.serial_server.MIN_FRAME_GAP_S (0.05), as a mas
 ANSWER_WAIT_S = 2.0  # a well-framed request is always answered: this is only a bound for a loaded machine
 PLC = "plc-lane-1"
 UNIT = 1
-CLOSED_LINE = re.compile(r" WARNING sim_plc\.screen: PLC plc-lane-1: closed the connection from .*: not Modbus TCP \(")
+CLOSED_LINE = re.compile(r" WARNING sim_plc\.tcp_server: PLC plc-lane-1: closed the connection from .*: not Modbus TCP \(")
 
 
 @dataclass
