@@ -14,6 +14,7 @@ from hal.bus import RECONNECT_MAX_S
 from tests.e2e.harness import Processes, site_copy
 from tests.e2e.test_device_commands import command_writes
 from tests.e2e.fault_rig import (
+    alarms_since_armed,
     COMMS_LOST_S,
     HOME,
     POLL_S,
@@ -119,7 +120,7 @@ def test_a_forced_gate_raises_uncommanded_movement_within_one_poll(site_processe
     procs = site_processes
     wait_home(procs)
     time.sleep(3 * POLL_S)  # a few quiet polls: nothing moved, nothing commanded
-    assert listed_alarms(procs) == []
+    assert alarms_since_armed(procs) == []
     sim_request(procs, cmd="inject", plc="plc-lane-1", fault="forced_movement", slot=0, active=True, code=None)
     injected = time.time()
     alarm = wait_alarm(procs, "UNCOMMANDED_MOVEMENT", "gate-1", 2.0)
