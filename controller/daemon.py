@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -79,6 +80,7 @@ async def serve(cfg: SiteConfig, socket_path: Path, state_dir: Path) -> None:
     publisher = _start_publisher(cfg, site) if cfg.mqtt is not None else None
     centre = _start_centre(cfg, site) if cfg.centre is not None else None
     panel = await _start_panel(cfg, site) if cfg.panel is not None else None
+    gc.freeze()  # start-up's objects live as long as barrierd: no full collection walks them again (~40 ms each)
     systemd = Notifier()
     systemd.notify(READY=1, STATUS=f"supervising {len(cfg.device)} devices on {len(cfg.plc)} PLCs")
     watchdog = asyncio.create_task(systemd.watchdog(site.health_problem), name="systemd-watchdog")
