@@ -49,9 +49,11 @@ def test_floor_and_command_latency(tmp_path):
     assert row["requests"] >= 500 and positive(row["p50_us"], row["p99_us"], row["max_us"])
     assert row["p50_us"] <= row["p99_us"] <= row["max_us"]
     rows = latency.command_latency(0, commands=4)
-    assert [r["path"].split(":")[0].split(" ")[0] for r in rows] == ["barrierd", "pymodbus"]
+    assert [r["path"].split(" ")[:2] for r in rows] == [["barrierd:", "control"], ["barrierd:", "open"],
+                                                          ["barrierd:", "close"], ["pymodbus", "client"]]
+    assert [r["commands"] for r in rows] == [4, 2, 2, 4]
     for r in rows:
-        assert r["commands"] == 4 and r["writes_matched"] == 4 and r["not_done"] == 0
+        assert r["writes_matched"] == r["commands"] and r["not_done"] == 0
         assert positive(r["p50_ms"], r["p99_ms"], r["max_ms"], r["floor_p99_ms"], r["p99_over_floor_p99"])
     assert isinstance(rows[0]["meets_target"], bool) and positive(rows[0]["target_p99_ms"], rows[0]["reply_p50_ms"])
 
