@@ -114,6 +114,7 @@ class Device:
         self.quality = Quality.INVALID
         self.quality_reason: str | None = "not read yet"
         self.feedback: SlotSnapshot | None = None
+        self._derived = ("unknown", "not read yet")  # derive_state(feedback), kept while the feedback is the same
         self.intent: Intent | None = None
         self.latched_fault: str | None = None  # a fault the supervisor found; held until reset
         self.state: str = DeviceState.UNKNOWN.value
@@ -145,13 +146,15 @@ class Device:
             self.feedback = None
             target, cause = "unknown", reason or f"data {quality.value}"
         else:
-            self.feedback = slot
-            target, cause = self.derive_state(slot)
+            if slot is not self.feedback:  # an unchanged block hands over the very slot again: state as derived
+                self.feedback = slot
+                self._derived = self.derive_state(slot)
+            target, cause = self._derived
             if self.latched_fault is not None:
                 target, cause = "fault", self.latched_fault
         if target != self.state:  # the same state again changes nothing: no trigger on the poll path
             await self.trigger(f"sense_{target}", cause=cause)
-        if self.intent is not None and self._in_force_until and self.state in self._goal_states(self.intent.verb):
+        if self._in_force_until and self.intent is not None and self.state in self._goal_states(self.intent.verb):
             self._goal_reached = True
 
     async def _latch_travel_timeout(self, event) -> None:
