@@ -200,7 +200,8 @@ class Site:
         in_flight = self.store.in_flight
         for device, watch, monitored in self._readers[reading.plc]:
             slot = slots[device.slot] if slots is not None else None
-            await device.observe(reading.quality, slot, reading.reason)  # quality, state, intent: every reading
+            if (sensing := device.take(reading.quality, slot, reading.reason)) is not None:  # quality, state, intent
+                await sensing
             if self._interrupted and slot is not None and device.name in self._interrupted:
                 self._interrupted.discard(device.name)
                 device.expect_motion(now)  # the rest of a travel commanded before the restart

@@ -252,7 +252,7 @@ class Bus:
             if unit.awaiting_ack:
                 self._check_acks(unit, None)
             kind = Problem.BAD_REPLY if isinstance(exc, BadReplyError | ExceptionReplyError) else Problem.COMMS
-            await self._publish(unit, None, str(exc), kind)
+            await self._publish(unit, str(exc), kind)
             return
         unit.consecutive_failures = 0
         self._schedule[spec.name].retry_at = self._schedule[spec.name].retry_delay = 0.0
@@ -269,9 +269,12 @@ class Bus:
                 unit.seq.setdefault(slot, slot_snap.ack_seq)
         if unit.awaiting_ack:
             self._check_acks(unit, snap if unit.good else None)
-        if unit.good:
-            unit.last_block, unit.last_snapshot = words, snap
-        await self._publish(unit, snap if unit.good else None, problem, kind, unchanged=unchanged and unit.good)
+        if not unit.good:
+            await self._publish(unit, problem, kind)
+            return
+        unit.last_block, unit.last_snapshot = words, snap
+        await self._on_reading(PlcReading(spec.name, Quality.GOOD, snap, None, False, 0, unit.watchdog_readback,
+                                          unchanged=unchanged))
 
     def _frozen_problem(self, unit: UnitState, snap: PlcSnapshot) -> str | None:
         if snap.heartbeat == unit.last_plc_heartbeat:
@@ -322,7 +325,7 @@ class Bus:
         """A reading for a lost unit between its retries: no exchange on the line, quality not GOOD."""
         self._check_acks(unit, None)
         await self._publish(
-            unit, None, f"{schedule.last_reason} (no answer; retried every {schedule.retry_delay:g} s)"
+            unit, f"{schedule.last_reason} (no answer; retried every {schedule.retry_delay:g} s)"
         )
 
     async def _publish_failed_write(self, unit: UnitState, exc: CommsError) -> None:
@@ -331,38 +334,29 @@ class Bus:
         answered = isinstance(exc, ExceptionReplyError)
         if not answered or unit.consecutive_failures >= self.comms_lost_polls:
             kind = Problem.BAD_REPLY if isinstance(exc, BadReplyError) else Problem.COMMS
-            await self._publish(unit, None, str(exc), kind)
+            await self._publish(unit, str(exc), kind)
 
     async def _publish_failures(self, reason: str) -> None:
         for unit in self.units.values():
             self._note_failure(unit, reason)
-            await self._publish(unit, None, reason)
+            await self._publish(unit, reason)
         self._fail_pending(reason)
 
-    async def _publish(
-        self, unit: UnitState, snap: PlcSnapshot | None, reason: str | None, problem: Problem | None = Problem.COMMS,
-        *, unchanged: bool = False,
-    ) -> None:
-        if snap is None:
-            unit.forget_block()
+    async def _publish(self, unit: UnitState, reason: str | None, problem: Problem | None = Problem.COMMS) -> None:
+        """A reading without good data (a good one is handed over by _poll): the block is read afresh after it."""
+        unit.forget_block()
         lost = unit.consecutive_failures >= self.comms_lost_polls
-        if snap is not None:
-            quality = Quality.GOOD
-        elif unit.consecutive_failures and not lost:
-            quality = Quality.STALE
-        else:
-            quality = Quality.INVALID
+        quality = Quality.STALE if unit.consecutive_failures and not lost else Quality.INVALID
         await self._on_reading(
             PlcReading(
                 plc=unit.spec.name,
                 quality=quality,
-                snapshot=snap,
+                snapshot=None,
                 reason=reason,
                 comms_lost=lost,
                 consecutive_failures=unit.consecutive_failures,
                 watchdog_readback=unit.watchdog_readback,
-                problem=None if snap is not None else problem,
-                unchanged=unchanged,
+                problem=problem,
             )
         )
 
