@@ -347,18 +347,8 @@ class Bus:
         unit.forget_block()
         lost = unit.consecutive_failures >= self.comms_lost_polls
         quality = Quality.STALE if unit.consecutive_failures and not lost else Quality.INVALID
-        await self._on_reading(
-            PlcReading(
-                plc=unit.spec.name,
-                quality=quality,
-                snapshot=None,
-                reason=reason,
-                comms_lost=lost,
-                consecutive_failures=unit.consecutive_failures,
-                watchdog_readback=unit.watchdog_readback,
-                problem=problem,
-            )
-        )
+        await self._on_reading(PlcReading(unit.spec.name, quality, None, reason, lost, unit.consecutive_failures,
+                                          unit.watchdog_readback, problem))
 
     def _fail_pending(self, reason: str) -> None:
         for _, cmd in self._commands:
