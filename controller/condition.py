@@ -76,6 +76,7 @@ class DeviceCondition:
         self._efo_at = float("-inf")  # loop time of the last EFO raise barrierd saw completed
         self.pressure = IdlePressure()
         self.readiness: Readiness | None = unknown("not read yet") if self.efo else None
+        self._assessed: tuple | None = None  # the inputs of the readiness last assessed
         self.service = travel_log.last_mark(self.name, "service")
         self.baseline_reset = travel_log.last_mark(self.name, "baseline_reset")
         self.last_efo: tuple[int, int] | None = None
@@ -110,6 +111,7 @@ class DeviceCondition:
         if slot is None:
             if self.efo:
                 self.readiness = unknown("no valid data from the PLC")
+                self._assessed = None
                 self.pressure = IdlePressure()  # what was read before the gap is no reading of now
             return None
         previous, self.last = self.last, slot
@@ -206,6 +208,13 @@ class DeviceCondition:
             self.pressure.moving()  # pressure while travelling says nothing of the accumulator at rest
         else:
             self.pressure.add(now, slot.analog_1 / 10)
+        recharging = now - self._efo_at < RECHARGE_S
+        # assess() reads nothing else: with the same inputs (a blocker at rest on an unchanged block, between
+        # the pressure samples of its decay) its answer is the one it gave
+        inputs = (self.pressure.latest, self.pressure.decay_bar_per_min, slot, self.last_efo, recharging)
+        if inputs == self._assessed:
+            return False
+        self._assessed = inputs
         if self.pressure.latest is None:
             readiness = unknown("no idle accumulator pressure read yet")
         else:
@@ -213,7 +222,7 @@ class DeviceCondition:
                                low_pressure=bool(slot.status & _LOW_PRESSURE),
                                oil_out_of_range=bool(slot.status & _OIL_TEMP),
                                decay_bar_per_min=self.pressure.decay_bar_per_min, last_efo=self.last_efo,
-                               recharging=now - self._efo_at < RECHARGE_S)
+                               recharging=recharging)
         before, self.readiness = self.readiness, readiness
         if before is None or before.state != readiness.state:
             log.info("efo_readiness", device=self.name, from_state=before.state if before else None,

@@ -11,7 +11,7 @@ import structlog
 from config.schema import PlcSection, SiteConfig
 from controller.devices import DEVICE_CLASSES, Device, StateChange
 from controller.alarms import AlarmBoard
-from controller.condition import ConditionMonitor
+from controller.condition import NO_CONDITIONS, ConditionMonitor
 from controller.event_store import EventStore
 from controller.supervision import DeviceWatch, PlcConditions
 from controller.lanes import Lane
@@ -77,9 +77,13 @@ class Site:
         store.storage.listeners.append(self._storage_changed)
         self._storage_changed(store.storage.problem)
         self._plc_conditions = {p.name: PlcConditions(p) for p in cfg.plc}
-        self._watches = {name: DeviceWatch(device) for name, device in self.devices.items()}
-        self._worn: dict[str, object] = {}  # per device: the condition alarms last synced (by identity)
         self.condition = ConditionMonitor(cfg, self.devices, store.storage, self.alarms)
+        # what each reading of a PLC goes through, built once: its devices with their watch and condition
+        # monitor (None: not monitored), and the lanes they are in (in the order of the site file)
+        self._readers = {plc: tuple((d, DeviceWatch(d), self.condition.devices.get(d.name)) for d in devices)
+                         for plc, devices in self._devices_by_plc.items()}
+        self._lanes_on = {plc: tuple(lane for lane in self.lanes.values() if any(d in lane.devices for d in devices))
+                          for plc, devices in self._devices_by_plc.items()}
         self._restore_modes()
         self._record_interrupted_commands()
         self.buses: dict[str, Bus] = {}
@@ -192,23 +196,29 @@ class Site:
         if not reading.unchanged:  # the same block (the heartbeat apart) raises the same PLC conditions
             self.alarms.sync(reading.plc, self._plc_conditions[reading.plc].update(reading))
         now = asyncio.get_running_loop().time()
-        for device in self.devices_on(reading.plc):
-            slot = reading.snapshot.slots[device.slot] if reading.snapshot is not None else None
-            await device.observe(reading.quality, slot, reading.reason)  # quality, state, intent: every reading
-            if slot is not None and device.name in self._interrupted:
+        slots = reading.snapshot.slots if reading.snapshot is not None else None
+        in_flight = self.store.in_flight
+        for device, watch, monitored in self._readers[reading.plc]:
+            slot = slots[device.slot] if slots is not None else None
+            if (sensing := device.take(reading.quality, slot, reading.reason)) is not None:  # quality, state, intent
+                await sensing
+            if self._interrupted and slot is not None and device.name in self._interrupted:
                 self._interrupted.discard(device.name)
                 device.expect_motion(now)  # the rest of a travel commanded before the restart
-            watch = self._watches[device.name]
-            worn = self.condition.observe(device.name, slot, now)  # timing, drift, service, EFO readiness
-            if not (watch.unchanged_at_rest(slot) and worn is self._worn.get(device.name)):
+            if monitored is not None:
+                monitored.observe(slot, now)  # timing, drift, service, EFO readiness
+                worn = monitored.conditions
+            else:
+                worn = NO_CONDITIONS
+            if not (watch.unchanged_at_rest(slot) and worn is watch.worn):
                 conditions = watch.update(slot, now)
-                self._worn[device.name] = worn
+                watch.worn = worn
                 self.alarms.sync(device.name, conditions | worn if worn else conditions)
                 for code, message in watch.events:
                     self.alarms.raise_alarm(code, device.name, message)
-            if device.name in self.store.in_flight and not device.command_in_force(now):
+            if in_flight and device.name in in_flight and not device.command_in_force(now):
                 self.store.clear_in_flight(device.name)
-        for lane in {self.lane_of(d.name) for d in self.devices_on(reading.plc)} - {None}:
+        for lane in self._lanes_on[reading.plc]:
             await lane.on_devices_read()
 
     async def _record_change(self, change: StateChange) -> None:

@@ -70,6 +70,7 @@ class DeviceWatch:
     conditions: dict[str, str] = field(default_factory=dict)
     events: list[tuple[str, str]] = field(default_factory=list)  # latched alarms found this reading
     reported_latch: str | None = None  # the latched device fault already raised as an alarm
+    worn: object = None  # the condition monitor's alarms synced with the last update (compared by identity)
 
     def __post_init__(self) -> None:
         spec = self.device.SPEC  # the kind's STATUS alarms as int masks with their texts: every poll

@@ -73,7 +73,9 @@ class Bus:
         self.frozen_polls = frozen_polls
         self._on_reading = on_reading
         self._commands: collections.deque[tuple[UnitState, PendingCommand]] = collections.deque()
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future | None = None  # what the bus task awaits while it sleeps
+        self._heartbeats_due = float("inf")  # no armed unit's next_heartbeat_at is earlier than this
+        self._plans = {u.name: u.read_plan() for u in units}
         self._reconnect_delay = RECONNECT_MIN_S
         self._next_connect_at = 0.0
         self._was_connected = False
@@ -87,7 +89,7 @@ class Bus:
             raise CommsError(f"{plc}: no valid data from the PLC; no command written")
         future = asyncio.get_running_loop().create_future()
         self._commands.append((unit, PendingCommand(slot=slot, code=code, future=future, recheck=recheck)))
-        self._wake.set()
+        self._wake_up()
         return await future
 
     async def run(self) -> None:
@@ -107,10 +109,13 @@ class Bus:
                         schedule.next_poll_at = next_poll
                     await self._sleep_until(min(next_poll, self._next_connect_at))
                     continue
-                await self._send_commands()
-                await self._send_heartbeats()
+                if self._commands:
+                    await self._send_commands()
+                if loop.time() >= self._heartbeats_due:
+                    await self._send_heartbeats()
                 for unit in self.units.values():
-                    await self._send_commands()  # before every poll, also between the units of a line
+                    if self._commands:
+                        await self._send_commands()  # before every poll, also between the units of a line
                     schedule = self._schedule[unit.spec.name]
                     now = loop.time()
                     if now >= schedule.next_poll_at or unit.awaiting_ack:
@@ -167,6 +172,7 @@ class Bus:
         (unit.watchdog_readback,) = await self.transport.read_holding(spec.unit, HeaderHolding.WATCHDOG_TIMEOUT_MS, 1)
         unit.forget_block()  # the readback is part of every reading: the next one is checked afresh
         unit.next_heartbeat_at = asyncio.get_running_loop().time() + self._heartbeat_period(spec)
+        self._heartbeats_due = min(self._heartbeats_due, unit.next_heartbeat_at)
         unit.armed = True
         log.info("watchdog_armed", plc=spec.name, configured_ms=spec.watchdog_ms, readback_ms=unit.watchdog_readback)
 
@@ -225,22 +231,28 @@ class Bus:
                 unit.next_heartbeat_at = now + min(self.poll_s, self._heartbeat_period(unit.spec))
                 self._note_failure(unit, str(exc))
                 await self._publish_failed_write(unit, exc)
+        self._heartbeats_due = min((u.next_heartbeat_at for u in self.units.values() if u.armed), default=float("inf"))
 
     async def _poll(self, unit: UnitState) -> None:
         spec = unit.spec
         try:
             if not unit.armed:
                 await self._arm_watchdog(unit)
-            words: list[int] = []
-            for address, count in spec.read_plan():
-                words += await self.transport.read_input(spec.unit, address, count)
+            plan = self._plans[spec.name]
+            if len(plan) == 1:
+                words = await self.transport.read_input(spec.unit, *plan[0])
+            else:
+                words = []
+                for address, count in plan:
+                    words += await self.transport.read_input(spec.unit, address, count)
             read_at = asyncio.get_running_loop().time()
             snap = unit.same_block(words, read_at) or decode_block(words, len(spec.slot_kinds), read_at)
         except CommsError as exc:
             self._note_failure(unit, str(exc))
-            self._check_acks(unit, None)
+            if unit.awaiting_ack:
+                self._check_acks(unit, None)
             kind = Problem.BAD_REPLY if isinstance(exc, BadReplyError | ExceptionReplyError) else Problem.COMMS
-            await self._publish(unit, None, str(exc), kind)
+            await self._publish(unit, str(exc), kind)
             return
         unit.consecutive_failures = 0
         self._schedule[spec.name].retry_at = self._schedule[spec.name].retry_delay = 0.0
@@ -252,13 +264,17 @@ class Bus:
         kind = Problem.WRONG_PROGRAM if identity else Problem.FROZEN if frozen else None
         unit.good = problem is None
         unit.last_scan_ms = snap.scan_time_ms
-        if unit.good:
+        if unit.good and len(unit.seq) < len(snap.slots):  # the sequence each slot had when first read
             for slot, slot_snap in enumerate(snap.slots):
                 unit.seq.setdefault(slot, slot_snap.ack_seq)
-        self._check_acks(unit, snap if unit.good else None)
-        if unit.good:
-            unit.last_block, unit.last_snapshot = words, snap
-        await self._publish(unit, snap if unit.good else None, problem, kind, unchanged=unchanged and unit.good)
+        if unit.awaiting_ack:
+            self._check_acks(unit, snap if unit.good else None)
+        if not unit.good:
+            await self._publish(unit, problem, kind)
+            return
+        unit.last_block, unit.last_snapshot = words, snap
+        await self._on_reading(PlcReading(spec.name, Quality.GOOD, snap, None, False, 0, unit.watchdog_readback,
+                                          unchanged=unchanged))
 
     def _frozen_problem(self, unit: UnitState, snap: PlcSnapshot) -> str | None:
         if snap.heartbeat == unit.last_plc_heartbeat:
@@ -309,7 +325,7 @@ class Bus:
         """A reading for a lost unit between its retries: no exchange on the line, quality not GOOD."""
         self._check_acks(unit, None)
         await self._publish(
-            unit, None, f"{schedule.last_reason} (no answer; retried every {schedule.retry_delay:g} s)"
+            unit, f"{schedule.last_reason} (no answer; retried every {schedule.retry_delay:g} s)"
         )
 
     async def _publish_failed_write(self, unit: UnitState, exc: CommsError) -> None:
@@ -318,40 +334,21 @@ class Bus:
         answered = isinstance(exc, ExceptionReplyError)
         if not answered or unit.consecutive_failures >= self.comms_lost_polls:
             kind = Problem.BAD_REPLY if isinstance(exc, BadReplyError) else Problem.COMMS
-            await self._publish(unit, None, str(exc), kind)
+            await self._publish(unit, str(exc), kind)
 
     async def _publish_failures(self, reason: str) -> None:
         for unit in self.units.values():
             self._note_failure(unit, reason)
-            await self._publish(unit, None, reason)
+            await self._publish(unit, reason)
         self._fail_pending(reason)
 
-    async def _publish(
-        self, unit: UnitState, snap: PlcSnapshot | None, reason: str | None, problem: Problem | None = Problem.COMMS,
-        *, unchanged: bool = False,
-    ) -> None:
-        if snap is None:
-            unit.forget_block()
+    async def _publish(self, unit: UnitState, reason: str | None, problem: Problem | None = Problem.COMMS) -> None:
+        """A reading without good data (a good one is handed over by _poll): the block is read afresh after it."""
+        unit.forget_block()
         lost = unit.consecutive_failures >= self.comms_lost_polls
-        if snap is not None:
-            quality = Quality.GOOD
-        elif unit.consecutive_failures and not lost:
-            quality = Quality.STALE
-        else:
-            quality = Quality.INVALID
-        await self._on_reading(
-            PlcReading(
-                plc=unit.spec.name,
-                quality=quality,
-                snapshot=snap,
-                reason=reason,
-                comms_lost=lost,
-                consecutive_failures=unit.consecutive_failures,
-                watchdog_readback=unit.watchdog_readback,
-                problem=None if snap is not None else problem,
-                unchanged=unchanged,
-            )
-        )
+        quality = Quality.STALE if unit.consecutive_failures and not lost else Quality.INVALID
+        await self._on_reading(PlcReading(unit.spec.name, quality, None, reason, lost, unit.consecutive_failures,
+                                          unit.watchdog_readback, problem))
 
     def _fail_pending(self, reason: str) -> None:
         for _, cmd in self._commands:
@@ -365,26 +362,35 @@ class Bus:
             unit.awaiting_ack.clear()
 
     def _next_wake(self) -> float:
-        wake = min(s.next_poll_at for s in self._schedule.values())
+        wake = min(self._heartbeats_due, *(s.next_poll_at for s in self._schedule.values()))
         for unit in self.units.values():
-            if unit.armed:
-                wake = min(wake, unit.next_heartbeat_at)
             if unit.awaiting_ack:
                 wake = min(wake, asyncio.get_running_loop().time() + 2 * (unit.last_scan_ms or 10) / 1000)
         return wake
 
     async def _sleep_until(self, when: float) -> None:
-        delay = when - asyncio.get_running_loop().time()
-        if delay <= 0 and not self._commands:
-            await asyncio.sleep(0)
-            return
-        self._wake.clear()
+        """Sleep until `when`, or until a command is queued (command() resolves the waiter)."""
+        loop = asyncio.get_running_loop()
+        delay = when - loop.time()
         if self._commands:
             return
-        # A timer that sets the wake event: cheaper than a wait_for task per sleep.
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(max(delay, 0) + wake_slack_s(loop), self._wake.set)
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        # A bare future and a timer that resolves it: cheaper than an Event, or a wait_for task, per sleep.
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(delay + wake_slack_s(loop), _resolve, waiter)
         try:
-            await self._wake.wait()
+            await waiter
         finally:
             timer.cancel()
+            self._waiter = None
+
+    def _wake_up(self) -> None:
+        if self._waiter is not None:
+            _resolve(self._waiter)
+
+
+def _resolve(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from hal.errors import BadReplyError
@@ -36,9 +35,8 @@ class SlotSnapshot(NamedTuple):
     cycle_count: int
 
 
-@dataclass(frozen=True)
-class PlcSnapshot:
-    """The header and every slot of one PLC from one coherent poll."""
+class PlcSnapshot(NamedTuple):
+    """The header and every slot of one PLC from one coherent poll (a NamedTuple: built on every poll)."""
 
     magic: int
     version: int

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
+from typing import NamedTuple
 
 from hal.profile import (
     ACK_RESULT_MEANING,
@@ -82,9 +83,8 @@ class UnitSpec:
         return None
 
 
-@dataclass(frozen=True)
-class PlcReading:
-    """What one poll attempt of one PLC produced, handed to the controller."""
+class PlcReading(NamedTuple):
+    """What one poll attempt of one PLC produced, handed to the controller (a NamedTuple: one per poll)."""
 
     plc: str
     quality: Quality

@@ -121,6 +121,7 @@ class Device:
         self.quality = Quality.INVALID
         self.quality_reason: str | None = "not read yet"
         self.feedback: SlotSnapshot | None = None
+        self._derived = ("unknown", "not read yet")  # derive_state(feedback), kept while the feedback is the same
         self.intent: Intent | None = None
         self.latched_fault: str | None = None  # a fault the supervisor found; held until reset
         self.state: str = DeviceState.UNKNOWN.value
@@ -144,6 +145,12 @@ class Device:
 
     async def observe(self, quality: Quality, slot: SlotSnapshot | None, reason: str | None) -> None:
         """Take one reading: unknown unless the data are good, else the state the feedback shows."""
+        if (sensing := self.take(quality, slot, reason)) is not None:
+            await sensing
+
+    def take(self, quality: Quality, slot: SlotSnapshot | None, reason: str | None) -> Awaitable[None] | None:
+        """observe() without a coroutine when nothing changes (the poll path, every device on every reading):
+        None when the reading is taken, else the transition still to await."""
         if self._goal_reached:
             self._in_force_until, self._goal_reached = 0.0, False
         self.quality = quality
@@ -152,13 +159,24 @@ class Device:
             self.feedback = None
             target, cause = "unknown", reason or f"data {quality.value}"
         else:
-            self.feedback = slot
-            target, cause = self.derive_state(slot)
+            if slot is not self.feedback:  # an unchanged block hands over the very slot again: state as derived
+                self.feedback = slot
+                self._derived = self.derive_state(slot)
+            target, cause = self._derived
             if self.latched_fault is not None:
                 target, cause = "fault", self.latched_fault
         if target != self.state:  # the same state again changes nothing: no trigger on the poll path
-            await self.trigger(f"sense_{target}", cause=cause)
-        if self.intent is not None and self._in_force_until and self.state in self._goal_states(self.intent.verb):
+            return self._sense(target, cause)
+        self._note_goal()
+        return None
+
+    async def _sense(self, target: str, cause: str) -> None:
+        await self.trigger(f"sense_{target}", cause=cause)
+        self._note_goal()
+
+    def _note_goal(self) -> None:
+        """The command in force ends with the reading after the one that shows its goal."""
+        if self._in_force_until and self.intent is not None and self.state in self._goal_states(self.intent.verb):
             self._goal_reached = True
 
     async def _latch_travel_timeout(self, event) -> None:

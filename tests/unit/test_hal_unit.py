@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 
@@ -77,7 +76,7 @@ def snapshot_for(s: UnitSpec, **changes) -> PlcSnapshot:
         slots=tuple(slot(k) for k in s.slot_kinds),
         read_at=0.0,
     )
-    return dataclasses.replace(snap, **changes)
+    return snap._replace(**changes)
 
 
 def test_matching_program_has_no_identity_problem():

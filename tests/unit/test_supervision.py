@@ -132,6 +132,22 @@ async def test_movement_once_the_commanded_goal_is_reached_is_uncommanded():
 
 
 @pytest.mark.asyncio
+async def test_a_command_to_the_state_the_device_is_in_ends_with_the_next_reading():
+    """No transition comes of it (the device shows its goal already): the reading after the one that showed the goal
+    ends it all the same, and movement then is uncommanded."""
+    w = Watched()
+    now = asyncio.get_running_loop().time()
+    closed = gate(Status.AT_CLOSED, 1000)
+    await w.read(closed, now)
+    w.device.record_intent("close", "guard")
+    await w.read(closed, now + 0.1)  # the very slot again, as an unchanged block hands it over
+    await w.read(closed, now + 0.2)
+    assert not w.device.command_in_force(now + 0.2)
+    await w.read(gate(0, 900), now + 0.3)  # pushed open, well inside travel time × factor
+    assert w.events == ["UNCOMMANDED_MOVEMENT"]
+
+
+@pytest.mark.asyncio
 async def test_movement_after_the_command_window_is_uncommanded():
     w = Watched(travel_s=3.0)  # window: 3.0 s × 1.5 + 1 s
     await w.read(gate(Status.AT_CLOSED, 1000), 100.0)
