@@ -35,6 +35,7 @@ ReadingHandler = Callable[[PlcReading], Awaitable[None]]
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 1.0
 ACK_SCANS = 10  # a command not acknowledged within this many PLC scans (plus one timeout) is reported
+ACK_POLL_SCANS = 1.2  # a command's first acknowledgement poll, in PLC scans after the write (acked at the next scan)
 UNIT_RETRY_MIN_S = 1.0  # a lost unit on a shared line is retried after this, doubling ...
 UNIT_RETRY_MAX_S = 4.0  # ... up to this
 
@@ -118,7 +119,8 @@ class Bus:
                         await self._send_commands()  # before every poll, also between the units of a line
                     schedule = self._schedule[unit.spec.name]
                     now = loop.time()
-                    if now >= schedule.next_poll_at or unit.awaiting_ack:
+                    if now >= schedule.next_poll_at or (unit.awaiting_ack and now >= unit.ack_poll_at):
+                        unit.ack_poll_at = now + (unit.last_scan_ms or 10) / 1000  # no ack in it: next scan
                         if now >= schedule.next_poll_at:  # polls stay on a fixed grid; late ones don't shift it
                             grid = schedule.next_poll_at + self.poll_s
                             schedule.next_poll_at = grid if grid > now else now + self.poll_s
@@ -213,6 +215,7 @@ class Bus:
             if previous is not None and not previous.future.done():
                 previous.future.set_result(CommandOutcome(acknowledged=False, result=None, seq=previous.seq))
             unit.awaiting_ack[cmd.slot] = cmd
+            unit.ack_poll_at = loop.time() + ACK_POLL_SCANS * scan_s  # the PLC acknowledges at its next scan
 
     async def _send_heartbeats(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -365,7 +368,7 @@ class Bus:
         wake = min(self._heartbeats_due, *(s.next_poll_at for s in self._schedule.values()))
         for unit in self.units.values():
             if unit.awaiting_ack:
-                wake = min(wake, asyncio.get_running_loop().time() + 2 * (unit.last_scan_ms or 10) / 1000)
+                wake = min(wake, unit.ack_poll_at)
         return wake
 
     async def _sleep_until(self, when: float) -> None:

@@ -144,6 +144,7 @@ class UnitState:
     awaiting_ack: dict[int, PendingCommand] = field(default_factory=dict)
     armed: bool = False
     last_scan_ms: int = 0
+    ack_poll_at: float = 0.0  # when to read the acknowledgement of a command written (the next scan)
     last_block: list[int] | None = None  # the words of the last GOOD reading, and its snapshot
     last_snapshot: PlcSnapshot | None = None
 

@@ -63,6 +63,24 @@ async def test_accepted_command_is_answered_fast_not_at_the_next_regular_poll():
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
+async def test_the_acknowledgement_is_read_one_plc_scan_after_the_write_not_straight_after_it():
+    """The PLC acknowledges at its next scan (10 ms here): a read at once would find nothing and cost a reading's
+    processing while other buses are still writing (a lockdown's fan-out)."""
+    fake, readings = FakeTransport(GATE), Readings()
+    bus = make_bus(fake, readings, poll_s=1.0)
+    async with running(bus):
+        await until(good(readings))
+        await asyncio.sleep(0.3)  # mid-way between two regular polls
+        mark = fake.mark()
+        outcome = await bus.command(PLC, 0, Command.OPEN)
+    assert outcome.accepted
+    write, *reads = fake.calls("write_registers", "read_input", since=mark)
+    assert write.op == "write_registers" and reads[0].op == "read_input"
+    assert 0.010 <= reads[0].t - write.t <= 0.015, f"ack read {1000 * (reads[0].t - write.t):.1f} ms after the write"
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
 async def test_rejected_command_reports_the_ack_result():
     fake, readings = FakeTransport(GATE), Readings()
     fake.ack_result = AckResult.REJECTED_INTERLOCK
