@@ -138,7 +138,6 @@ class CentreLockdown:
     def _record_refusal(self, refusal: protocol.Refusal) -> bool:
         """A `centre` event per refusal; a flood beyond the rate is counted and recorded as one event. False
         for one counted only (it is not answered either)."""
-        log.warning("centre_lockdown_refused", reason=refusal.reason, key=refusal.key_id, id=refusal.id)
         now = self.clock()
         since, recorded, skipped = self._refusals_window
         if now - since >= 60.0:
@@ -150,6 +149,7 @@ class CentreLockdown:
             self._refusals_window = (since, recorded, skipped + 1)
             return False
         self._refusals_window = (since, recorded + 1, skipped)
+        log.warning("centre_lockdown_refused", reason=refusal.reason, key=refusal.key_id, id=refusal.id)
         self.site.store.record_event("centre", "site", f"centre lockdown refused: {refusal.reason}",
                                      reason=refusal.reason, key=refusal.key_id, id=refusal.id)
         return True

@@ -203,6 +203,8 @@ async def lane_command(site: Site, args: dict, caller: Caller) -> Reply:
     lane = _lane(site, args.get("lane"))
     if (latch := site.lockdown.latch) is not None:
         raise Refused("lockdown", f"the site is in lockdown ({latch.reason}); no lane sequence")
+    if site.lockdown.locked(lane):  # latched, its mode maybe not yet shown
+        raise Refused("lockdown", f"lane {lane.name} is in lockdown; no lane sequence")
     run = lane.run_open if args["verb"] == "lane_open" else lane.run_secure
     try:
         return Reply(ExitCode.DONE, await run(caller.user))

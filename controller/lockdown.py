@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("controller.lockdown")
 CONFIRM_MARGIN_S = 1.0
+LANES_FOLLOW_S = 0.05  # a site lockdown's lane modes follow its writes within this, even behind a slow PLC
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,10 @@ class FanOut:
         self.devices, self.by = devices, by
         self._commands = [asyncio.ensure_future(command(d, d.LOCKDOWN_VERB, by)) for d in devices]
 
-    async def written(self) -> None:
-        """Until every PLC has answered its securing writes (or the write failed)."""
+    async def written(self, timeout_s: float | None = None) -> None:
+        """Until every PLC has acknowledged its securing writes (or the write failed), or `timeout_s`."""
         if self._commands:
-            await asyncio.wait(self._commands)
+            await asyncio.wait(self._commands, timeout=timeout_s)
 
     async def result(self) -> LockdownResult:
         """Until every device is confirmed secured or known not to be: the seconds each took, or why not."""
@@ -132,7 +133,8 @@ class Lockdown:
 
     def locked(self, lane: Lane | None) -> bool:
         """True while a site lockdown, or a lockdown of this lane, is in force."""
-        return self.latch is not None or (lane is not None and lane.mode == LaneMode.LOCKDOWN)
+        return self.latch is not None or (lane is not None and (lane.mode == LaneMode.LOCKDOWN
+                                                                or lane.name in self.lane_latches))
 
     def _latch_lane(self, lane: str, latch: Latch, durable: bool = True) -> None:
         self.lane_latches[lane] = latch
@@ -144,10 +146,11 @@ class Lockdown:
         # writes are on their way (a securing command never waits for the disk), before the reply.
         if lane is not None:
             lane.cancel_sequence()
-            self._latch_lane(lane.name, new_latch(by, reason), durable=False)
+            self._latch_lane(lane.name, new_latch(by, reason), durable=False)  # locked() from here on
+            fan_out = FanOut(self._command, lane.devices, by)
             if lane.mode != LaneMode.LOCKDOWN:
-                await lane.lock(by=by, reason=reason)  # the lane mode is this lockdown's latch
-            result = await lock_down(self._command, lane.devices, by)
+                await lane.lock(by=by, reason=reason)  # the lane's mode follows (queued behind a shown-mode change)
+            result = await fan_out.result()
             self._store.sync()
             return f"lane {lane.name}", result
         self.latch = new_latch(by, reason)  # latched before anything is written: every rule refuses opening now
@@ -155,8 +158,10 @@ class Lockdown:
         for each in self._lanes.values():
             each.cancel_sequence()
         fan_out = FanOut(self._command, list(self._devices.values()), by)
-        await fan_out.written()  # the lanes' bookkeeping waits: it would hold the event loop between the writes
-        self._store.record_event("lockdown", "site", f"site lockdown by {by}", reason=reason)
+        self._store.record_event("lockdown", "site", f"site lockdown by {by}", reason=reason)  # before the writes leave
+        # The lanes' bookkeeping (a transition, two rows and a log line each) would hold the loop between the writes:
+        # it waits until every PLC has answered, or LANES_FOLLOW_S at most (a slow PLC's acknowledgement).
+        await fan_out.written(timeout_s=LANES_FOLLOW_S)
         for each in self._lanes.values():
             if each.mode != LaneMode.LOCKDOWN:
                 await each.lock(by=by, reason=reason)

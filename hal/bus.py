@@ -35,7 +35,7 @@ ReadingHandler = Callable[[PlcReading], Awaitable[None]]
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 1.0
 ACK_SCANS = 10  # a command not acknowledged within this many PLC scans (plus one timeout) is reported
-ACK_POLL_SCANS = 1.2  # a command's first acknowledgement poll, in PLC scans after the write (acked at the next scan)
+ACK_POLL_SCANS, ACK_REPOLL_MIN_S = 1.2, 0.01  # an ack read 1.2 PLC scans after the write, then every 2 (≥ 10 ms)
 UNIT_RETRY_MIN_S = 1.0  # a lost unit on a shared line is retried after this, doubling ...
 UNIT_RETRY_MAX_S = 4.0  # ... up to this
 
@@ -120,7 +120,7 @@ class Bus:
                     schedule = self._schedule[unit.spec.name]
                     now = loop.time()
                     if now >= schedule.next_poll_at or (unit.awaiting_ack and now >= unit.ack_poll_at):
-                        unit.ack_poll_at = now + (unit.last_scan_ms or 10) / 1000  # no ack in it: next scan
+                        unit.ack_poll_at = now + max(2 * (unit.last_scan_ms or 10) / 1000, ACK_REPOLL_MIN_S)
                         if now >= schedule.next_poll_at:  # polls stay on a fixed grid; late ones don't shift it
                             grid = schedule.next_poll_at + self.poll_s
                             schedule.next_poll_at = grid if grid > now else now + self.poll_s

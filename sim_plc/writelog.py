@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+KEPT_IN_MEMORY = 100_000  # entries: between this and twice this many are kept in memory; the file keeps all
+
 
 class WriteLog:
     """Append one JSON object per client write; flush() puts the lines written so far in the file.
@@ -35,6 +37,8 @@ class WriteLog:
         entry = {"t": time.time(), "plc": plc, "unit": unit, "fc": fc, "address": address,
                  "values": [int(v) for v in values], "result": result}
         self.entries.append(entry)
+        if len(self.entries) > 2 * KEPT_IN_MEMORY:  # a long run (training, demo) keeps the recent ones only
+            del self.entries[:KEPT_IN_MEMORY]
         if self._file is not None:
             name = self._names.get(plc) or self._names.setdefault(plc, json.dumps(plc))
             # the line json.dumps(entry, separators=(",", ":")) would give, formatted directly (ints and a

@@ -77,11 +77,17 @@ def listed_alarms(procs: Processes) -> list[dict]:
     return daemon(procs, "alarms")["data"]["alarms"]
 
 
+ARMING_S = 2.0  # barrierd's first readings after it answers on its socket
+
+
 def alarms_since_armed(procs: Processes) -> list[dict]:
     """The alarms, but for a WATCHDOG_EXPIRED that barrierd found on arming: a PLC whose power-up watchdog
     (3 s) ran out before barrierd started has failed secure, and whether the first reading comes before the
-    PLC's next scan clears the bit is a race barrierd reports truthfully either way."""
-    return [a for a in listed_alarms(procs) if a["code"] != "WATCHDOG_EXPIRED"]
+    PLC's next scan clears the bit is a race barrierd reports truthfully either way. One raised later stays."""
+    def found_on_arming(alarm: dict) -> bool:
+        return alarm["code"] == "WATCHDOG_EXPIRED" and alarm["raised_at"] <= procs.daemon_answered_at + ARMING_S
+
+    return [a for a in listed_alarms(procs) if not found_on_arming(a)]
 
 
 def find_alarm(alarms: list[dict], code: str, subject: str, *, active: bool = True) -> dict | None:

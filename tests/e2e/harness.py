@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class Processes:
     sim: subprocess.Popen | None = None
     daemon: subprocess.Popen | None = None
     daemon_starts: int = 0
+    daemon_answered_at: float = 0.0  # time.time() when the last barrierd started answered on its socket
     logs: list = field(default_factory=list)
     run_daemon_as: list[str] = field(default_factory=list)  # a command barrierd runs under, e.g. setpriv's
     sim_args: list[str] = field(default_factory=list)  # more `sim-plc serve` options, e.g. --travel-scale
@@ -79,6 +81,7 @@ class Processes:
         wait_until(lambda: self.ctl("status")[0] == 0 or self.daemon.poll() is not None, timeout_s,
                    "barrierd answers")
         assert self.daemon.poll() is None, self.daemon_log()
+        self.daemon_answered_at = time.time()
 
     def daemon_log(self) -> str:
         return (self.tmp / f"barrierd-{self.daemon_starts}.log").read_text()

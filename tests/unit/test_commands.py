@@ -231,3 +231,26 @@ async def test_a_site_lockdown_hands_every_securing_write_to_the_buses_before_th
     assert all(LaneMode.LOCKDOWN not in modes.values() for modes in lane_modes_at_each_write), \
         "a lane's mode change (transition, two SQLite rows, a log line) ran before a securing write was queued"
     assert all(lane.mode == LaneMode.LOCKDOWN for lane in site.lanes.values())
+
+
+@pytest.mark.asyncio
+async def test_an_opening_command_is_refused_from_the_moment_a_lane_lockdown_latches_even_before_its_mode_shows(site):
+    """A reading's shown-mode change in progress queues the lane's lock behind it; the latch refuses at once."""
+    site, bus = site
+    lane = site.lanes["lane-1"]
+    registry = build_registry()
+    showing = asyncio.ensure_future(lane.trigger(f"show_{'mixed' if lane.mode != 'mixed' else 'unknown'}",
+                                                 reason="a device moved"))
+    await asyncio.sleep(0)
+    lockdown = asyncio.ensure_future(
+        registry.dispatch(site, {"command": "lockdown", "args": {"lane": "lane-1", "reason": "test"}}, GUARD))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    green = await registry.dispatch(site, {"command": "green", "args": {"device": "signal-1"}}, GUARD)
+    sequence = await registry.dispatch(site, {"command": "lane_open", "args": {"lane": "lane-1"}}, GUARD)
+    await showing
+    assert (await lockdown).code is ExitCode.DONE
+    assert green.code is ExitCode.REFUSED and "rule lockdown" in green.message, green.message
+    assert sequence.code is ExitCode.REFUSED and "lockdown" in sequence.message, sequence.message
+    assert ("plc-lane-1", 2, SignalCommand.GREEN) not in bus.written
+    assert lane.mode == LaneMode.LOCKDOWN

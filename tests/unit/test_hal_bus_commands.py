@@ -8,7 +8,7 @@ import contextlib
 import pytest
 
 from hal.errors import CommsError
-from hal.profile import AckResult, Command, Kind, SlotHolding, slot_base
+from hal.profile import AckResult, Command, HeaderInput, Kind, SlotHolding, slot_base
 from hal.unit import CommandOutcome, Quality
 from tests.unit.bus_rig import GATE, PLC, Call, FakeTransport, Readings, good, make_bus, now, running, until
 
@@ -111,6 +111,23 @@ async def test_unacknowledged_command_is_reported_after_the_deadline_with_fast_p
     deadline = 10 * 0.010 + 0.3 + 0.1  # ACK_SCANS scans + timeout + poll
     assert deadline <= took <= deadline + 0.05
     assert len(fast) >= 10  # polled every ~2 scans, not every 100 ms
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_plc_reporting_a_1_ms_scan_is_not_read_more_than_every_10_ms_while_its_ack_is_awaited():
+    fake, readings = FakeTransport(GATE), Readings()
+    fake.input[HeaderInput.SCAN_TIME_MS] = 1
+    fake.ack_result = None  # never acknowledged
+    bus = make_bus(fake, readings, poll_s=0.1, timeout_s=0.3)
+    async with running(bus):
+        await until(good(readings))
+        t0, m0 = now(), fake.mark()
+        outcome = await bus.command(PLC, 0, Command.OPEN)
+        took = now() - t0
+    assert not outcome.acknowledged
+    reads = len(fake.calls("read_input", since=m0))
+    assert 10 <= reads <= took / 0.010 + took / 0.1 + 2, f"{reads} reads in {took:.2f} s"  # ack reads + the grid's
 
 
 @pytest.mark.asyncio

@@ -97,3 +97,13 @@ def test_comms_silence_keeps_writes_from_the_plc_and_logs_them_silenced(served: 
     assert answer(served, struct.pack(">BHHBHH", 16, slot_base(0), 2, 4, Command.OPEN, 3)) == bytes([0x90, 4])
     assert plc.read_holding(slot_base(0), 2) == [0, 0]
     assert write_log.entries[-1]["result"] == "silenced"
+
+
+def test_the_write_log_keeps_the_recent_entries_in_memory_on_a_long_run(monkeypatch):
+    monkeypatch.setattr("sim_plc.writelog.KEPT_IN_MEMORY", 10)
+    log = WriteLog()
+    for i in range(25):
+        log.record("plc-1", 1, 6, 0, [i], "ok")
+    assert 10 <= len(log.entries) <= 20
+    kept = [entry["values"][0] for entry in log.entries]
+    assert kept == list(range(25 - len(kept), 25)), "the most recent, in order"
