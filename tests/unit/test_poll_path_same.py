@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from controller import condition
 from controller.event_store import EventStore
 from controller.site import Site
 from hal.profile import Kind, SignalStatus, Status
@@ -157,13 +158,31 @@ class Fed:
         await self.site._on_reading(reading)  # noqa: SLF001 - fed as the bus feeds it
 
     def view(self) -> dict:
-        return shown({"status": self.site.status(), "alarms": self.site.alarms.listing(), "events": self.events})
+        return shown({"status": self.site.status(), "alarms": self.site.alarms.listing(), "events": self.events,
+                      "in_flight": sorted(self.site.store.in_flight)})
+
+    def readiness(self) -> list:
+        """Every blocker's EFO readiness, reasons and values (compared on every step: it is cheap)."""
+        return [c.readiness for c in self.site.condition.devices.values()]
+
+    def in_force(self) -> list[bool]:
+        """Whether each device's last command may still move it (the airlock rule reads it between readings)."""
+        now = asyncio.get_running_loop().time()
+        return [d.command_in_force(now) for d in self.site.devices.values()]
+
+    def command(self, device: str, verb: str) -> None:
+        """What actions.command_device does once the PLC accepted a command."""
+        self.site.devices[device].record_intent(verb, "tester")
+        self.site.store.save_in_flight(device, verb, "tester")
 
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
 @pytest.mark.parametrize("seed", [1, 2])
-async def test_an_unchanged_block_shows_what_the_whole_path_shows(tmp_path: Path, seed: int) -> None:
+async def test_an_unchanged_block_shows_what_the_whole_path_shows(tmp_path: Path, seed: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # the recharge window after blocker-1's EFO ends between two pressure samples (both start as the EFO ends)
+    monkeypatch.setattr(condition, "RECHARGE_S", condition.RECHARGE_S + 0.45)
     fast, full = Fed(tmp_path / "fast.db", unchanged=True), Fed(tmp_path / "full.db", unchanged=False)
     rng = random.Random(seed)
     plant = Plant(fast.site, rng)
@@ -179,7 +198,7 @@ async def test_an_unchanged_block_shows_what_the_whole_path_shows(tmp_path: Path
             plant.step(step, commanded, asked)
             for name, verb in asked:
                 for fed in (fast, full):
-                    fed.site.devices[name].record_intent(verb, "tester")
+                    fed.command(name, verb)
             for name in commanded:
                 verb = "close" if plant.travelling[name][1] == "closed" else "open"
                 verb = {"road_blocker": {"close": "raise", "open": "lower"}}.get(
@@ -187,8 +206,13 @@ async def test_an_unchanged_block_shows_what_the_whole_path_shows(tmp_path: Path
                 if plant.travelling[name][2]:
                     verb = "efo"
                 for fed in (fast, full):
-                    fed.site.devices[name].record_intent(verb, "tester")
-            if step == 1800:  # a service forgets the (slow) EFO before it: blocker-1's readiness with it
+                    fed.command(name, verb)
+            if step == 2770:  # the guard acknowledges bay-exit's movement while its drive still runs: raised again
+                for fed in (fast, full):
+                    for alarm in fed.site.alarms.listing():
+                        if alarm["active"] and alarm["code"] == "UNCOMMANDED_MOVEMENT" and alarm["subject"] == "bay-exit":
+                            fed.site.alarms.ack(alarm["id"], "guard")
+            if step == 1805:  # a service, between two pressure samples, forgets the slow EFO before it and its readiness
                 for fed in (fast, full):
                     fed.site.condition.of("blocker-1").record_service("tester", "accumulator refilled")
             if step in (2900, 2950):  # lane-1 latched, then left for what its devices show (with a reason)
@@ -201,6 +225,8 @@ async def test_an_unchanged_block_shows_what_the_whole_path_shows(tmp_path: Path
                 for fed in (fast, full):
                     await fed.read(plc, slots, step & 0xFFFF)
             assert fast.events == full.events, f"step {step}"
+            assert fast.readiness() == full.readiness(), f"step {step}"
+            assert fast.in_force() == full.in_force(), f"step {step}"
             if step % 10 == 0:  # the whole view once a second of polls (it is the slow part of the test)
                 view = fast.view()
                 assert view == full.view(), f"step {step}"
