@@ -41,6 +41,7 @@ class NotMonitored(Exception):
         super().__init__(message)
 
 
+CALM_MARGIN_S = 0.001  # a calm period ends this early: the whole path decides a reading at the edge
 MAX_TRAVEL_SAMPLES = 3000  # ANALOG_1 samples kept per travel: five minutes of polls at 10 Hz
 
 
@@ -133,6 +134,18 @@ class DeviceCondition:
         if travel is not None or changed or first:
             self._update_conditions()
         return travel
+
+    def calm_until(self, now: float) -> float:
+        """After a reading at `now` of a device at rest: until when the same slot read again changes nothing
+        here (the next idle pressure sample, the end of an EFO's recharge window), or 0.0 if travelling."""
+        if self._under is not None:
+            return 0.0
+        if not self.efo:
+            return float("inf")
+        until = self.pressure.next_sample_at
+        if now - self._efo_at < RECHARGE_S:
+            until = min(until, self._efo_at + RECHARGE_S)
+        return until - CALM_MARGIN_S
 
     def _completed(self, previous: SlotSnapshot, slot: SlotSnapshot, now: float) -> Travel:
         """Store the travel the PLC reports completed, check it against its limit, learn from it."""
@@ -293,6 +306,7 @@ class DeviceCondition:
         for code in DRIFT_CODES:
             self._alarms.clear(code, self.name)
         self._update_conditions()
+        self.device.stir()  # its conditions changed: the next reading syncs them
         return mark
 
     def record_service(self, by: str, reason: str) -> Mark:
@@ -304,6 +318,7 @@ class DeviceCondition:
         self.last_efo = None  # an EFO before the service says nothing of the blocker after it
         self._alarms.clear("SERVICE_DUE", self.name)
         self._update_conditions()
+        self.device.stir()  # its conditions and readiness's inputs changed: the next reading assesses them
         return mark
 
     # ----- views --------------------------------------------------------------------------------

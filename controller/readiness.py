@@ -113,6 +113,11 @@ class IdlePressure:
         self._last_at = float("-inf")
         self.decay_bar_per_min = None
 
+    @property
+    def next_sample_at(self) -> float:
+        """When add() next takes a sample for the decay (every reading before that only sets `latest`)."""
+        return self._last_at + SAMPLE_EVERY_S
+
     def add(self, now: float, bar: float) -> None:
         self.latest = bar
         if now - self._last_at < SAMPLE_EVERY_S:

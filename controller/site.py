@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from collections.abc import Callable
+from functools import partial
 
 import structlog
 
@@ -84,6 +85,14 @@ class Site:
                          for plc, devices in self._devices_by_plc.items()}
         self._lanes_on = {plc: tuple(lane for lane in self.lanes.values() if any(d in lane.devices for d in devices))
                           for plc, devices in self._devices_by_plc.items()}
+        # a PLC is calm until this loop time when nothing on it depends on the time (see _calm_until_after):
+        # an unchanged block of it before then skips its devices and lanes; what its lanes showed then
+        self._calm_until = dict.fromkeys(self._devices_by_plc, 0.0)
+        self._lanes_left: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._stirred: set[str] = set()  # PLCs with a device stirred since their last reading began
+        for plc, devices in self._devices_by_plc.items():
+            for device in devices:
+                device.on_stir = partial(self._stir, plc)
         self._restore_modes()
         self._record_interrupted_commands()
         self.buses: dict[str, Bus] = {}
@@ -195,10 +204,15 @@ class Site:
         view.watchdog_readback = reading.watchdog_readback
         if not reading.unchanged:  # the same block (the heartbeat apart) raises the same PLC conditions
             self.alarms.sync(reading.plc, self._plc_conditions[reading.plc].update(reading))
+        plc = reading.plc
         now = asyncio.get_running_loop().time()
+        if reading.unchanged and now < self._calm_until[plc] and (
+                not self._lanes_on[plc] or self._lanes_left[plc] == self._lanes_shown(plc)):
+            return  # an unchanged block of a calm PLC: its devices, their alarms and its lanes show what they showed
+        self._stirred.discard(plc)
         slots = reading.snapshot.slots if reading.snapshot is not None else None
         in_flight = self.store.in_flight
-        for device, watch, monitored in self._readers[reading.plc]:
+        for device, watch, monitored in self._readers[plc]:
             slot = slots[device.slot] if slots is not None else None
             if (sensing := device.take(reading.quality, slot, reading.reason)) is not None:  # quality, state, intent
                 await sensing
@@ -218,8 +232,34 @@ class Site:
                     self.alarms.raise_alarm(code, device.name, message)
             if in_flight and device.name in in_flight and not device.command_in_force(now):
                 self.store.clear_in_flight(device.name)
-        for lane in self._lanes_on[reading.plc]:
+        for lane in self._lanes_on[plc]:
             await lane.on_devices_read()
+        self._calm_until[plc] = self._calm_until_after(plc, slots, now)
+        self._lanes_left[plc] = self._lanes_shown(plc)
+
+    def _stir(self, plc: str) -> None:
+        self._calm_until[plc] = 0.0
+        self._stirred.add(plc)
+
+    def _calm_until_after(self, plc: str, slots: tuple | None, now: float) -> float:
+        """After a reading in whole at `now`: until when the same block read again would change nothing on `plc`.
+        0.0 (not calm) if a device was stirred meanwhile, or one has a command in force or ending, a drive running,
+        a travel under way, a command in flight or interrupted; else the earliest time a rule reads (an EFO
+        readiness's next pressure sample or the end of its recharge window). Lanes are compared as they were left."""
+        if slots is None or plc in self._stirred:
+            return 0.0
+        until = float("inf")
+        for device, watch, monitored in self._readers[plc]:
+            name = device.name
+            if (not device.settled(now) or not watch.unchanged_at_rest(slots[device.slot])
+                    or name in self.store.in_flight or name in self._interrupted):
+                return 0.0
+            if monitored is not None:
+                until = min(until, monitored.calm_until(now))
+        return until
+
+    def _lanes_shown(self, plc: str) -> tuple[tuple[str, str], ...]:
+        return tuple((lane.mode, lane.reason) for lane in self._lanes_on[plc])
 
     async def _record_change(self, change: StateChange) -> None:
         self.store.record_event(

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 
 from hal.errors import CommsError, NotConnectedError
 from hal.transport import FC_READ_HOLDING, FC_READ_INPUT, FC_WRITE_MULTIPLE, FC_WRITE_SINGLE
-from hal.validate import check_read_reply, check_write_reply
+from hal.validate import check_read_reply, check_write_reply, read_registers, write_echoed
 
 MBAP = struct.Struct(">HHHB")  # transaction id, protocol id (0), length (unit + PDU), unit
 READ = struct.Struct(">BHH")  # function code, address, count (FC3, FC4) or value (FC6)
 ECHO = struct.Struct(">HH")  # the address and count / value a write reply echoes
 MAX_PDU = 253
 MAX_TIMEOUTS = 3
+TIMER_SLACK_S = 0.001  # a timer may run this much before its time (the loop's clock resolution)
 
 
 @dataclass
@@ -149,6 +150,8 @@ class TcpTransport:
         self._link: _Link | None = None
         self._tid = 0
         self._timeouts = 0
+        self._deadline = 0.0  # when the exchange awaited now times out
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def connected(self) -> bool:
@@ -164,11 +167,15 @@ class TcpTransport:
         self._link, self._timeouts = link, 0
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._link is not None:
             self._link.drop(NotConnectedError(f"{self.name}: closed"))
             self._link = None
 
-    async def _exchange(self, what: str, unit: int, pdu: bytes) -> Reply:
+    async def _exchange(self, unit: int, pdu: bytes) -> Reply:
+        """Send one request and await its reply; _Failed (the text without the request) if none comes."""
         link = self._link
         if link is None or link.transport is None:
             raise NotConnectedError(f"{self.name}: not connected")
@@ -177,47 +184,78 @@ class TcpTransport:
         future: asyncio.Future[Reply] = loop.create_future()
         link.waiting = (tid, future)
         link.transport.write(MBAP.pack(tid, 0, 1 + len(pdu), unit) + pdu)
-        timer = loop.call_later(self.timeout_s, _time_out, future)
+        self._deadline = loop.time() + self.timeout_s
+        if self._timer is None:  # one timer at a time, left running across replies (see _on_timer)
+            self._timer = loop.call_at(self._deadline, self._on_timer)
         try:
             reply = await future
         except TimeoutError:
             self._timeouts += 1
             if self._timeouts >= MAX_TIMEOUTS:
                 link.drop(CommsError(f"{self.name}: {MAX_TIMEOUTS} timeouts in a row"))
-            raise CommsError(f"{self.name}: {what}: no reply within {self.timeout_s:g} s") from None
+            raise _Failed(f"no reply within {self.timeout_s:g} s") from None
         except CommsError as exc:
-            raise CommsError(f"{self.name}: {what}: {exc}") from exc
+            raise _Failed(str(exc)) from exc
         finally:
-            timer.cancel()
             if link.waiting is not None and link.waiting[1] is future:
                 link.waiting = None
         self._timeouts = 0
         return reply
 
+    def _on_timer(self) -> None:
+        """The exchange awaited now times out once past its deadline; the timer is set again for a later one
+        (an exchange that began after this timer was set), or left unset while none is awaited."""
+        self._timer = None
+        link = self._link
+        if link is None or link.waiting is None or link.waiting[1].done():
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._deadline - TIMER_SLACK_S:
+            link.waiting[1].set_exception(TimeoutError())
+        else:
+            self._timer = loop.call_at(self._deadline, self._on_timer)
+
+    def _failed(self, what: str, exc: _Failed) -> CommsError:
+        return CommsError(f"{self.name}: {what}: {exc}")
+
     async def read_input(self, unit: int, address: int, count: int) -> list[int]:
-        what = f"read IR {address}+{count} unit {unit}"
-        reply = await self._exchange(what, unit, READ.pack(FC_READ_INPUT, address, count))
-        return check_read_reply(reply, function_code=FC_READ_INPUT, count=count, unit=unit, what=what)
+        try:
+            reply = await self._exchange(unit, READ.pack(FC_READ_INPUT, address, count))
+        except _Failed as exc:
+            raise self._failed(f"read IR {address}+{count} unit {unit}", exc) from exc.__cause__
+        if (registers := read_registers(reply, FC_READ_INPUT, count, unit)) is not None:
+            return registers
+        return check_read_reply(reply, function_code=FC_READ_INPUT, count=count, unit=unit,
+                                what=f"read IR {address}+{count} unit {unit}")
 
     async def read_holding(self, unit: int, address: int, count: int) -> list[int]:
         what = f"read HR {address}+{count} unit {unit}"
-        reply = await self._exchange(what, unit, READ.pack(FC_READ_HOLDING, address, count))
+        try:
+            reply = await self._exchange(unit, READ.pack(FC_READ_HOLDING, address, count))
+        except _Failed as exc:
+            raise self._failed(what, exc) from exc.__cause__
         return check_read_reply(reply, function_code=FC_READ_HOLDING, count=count, unit=unit, what=what)
 
     async def write_register(self, unit: int, address: int, value: int) -> None:
-        what = f"write HR {address}={value} unit {unit}"
-        reply = await self._exchange(what, unit, READ.pack(FC_WRITE_SINGLE, address, value))
-        check_write_reply(reply, function_code=FC_WRITE_SINGLE, address=address, count=1, unit=unit, what=what)
+        try:
+            reply = await self._exchange(unit, READ.pack(FC_WRITE_SINGLE, address, value))
+        except _Failed as exc:
+            raise self._failed(f"write HR {address}={value} unit {unit}", exc) from exc.__cause__
+        if not write_echoed(reply, FC_WRITE_SINGLE, address, 1, unit):
+            check_write_reply(reply, function_code=FC_WRITE_SINGLE, address=address, count=1, unit=unit,
+                              what=f"write HR {address}={value} unit {unit}")
 
     async def write_registers(self, unit: int, address: int, values: list[int]) -> None:
         what = f"write HR {address}={values} unit {unit}"
         pdu = struct.pack(f">BHHB{len(values)}H", FC_WRITE_MULTIPLE, address, len(values), 2 * len(values), *values)
-        reply = await self._exchange(what, unit, pdu)
+        try:
+            reply = await self._exchange(unit, pdu)
+        except _Failed as exc:
+            raise self._failed(what, exc) from exc.__cause__
         check_write_reply(
             reply, function_code=FC_WRITE_MULTIPLE, address=address, count=len(values), unit=unit, what=what
         )
 
 
-def _time_out(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
+class _Failed(Exception):
+    """An exchange that got no reply, before the request it was is named (only then is that text built)."""

@@ -67,6 +67,10 @@ def machine_for(kind: type[Device], travel_limit_s: float) -> TimedMachine:
     return machine
 
 
+def _nothing() -> None:
+    pass
+
+
 class DeviceNotReached(Exception):
     """A device did not reach the state a sequence waits for."""
 
@@ -130,6 +134,7 @@ class Device:
         self._in_force_until = 0.0  # loop time until which the last command may still move the device
         self._goal_reached = False  # the previous reading showed the command's goal: it ends with this one
         self.opening_pending = 0  # opening commands checked and not yet answered by the PLC
+        self.on_stir: Callable[[], None] = _nothing  # the site's: the next reading of this PLC takes the whole path
         self.machine = machine_for(type(self), self.travel_limit_s)
         self.machine.add_model(self)
 
@@ -179,13 +184,24 @@ class Device:
         if self._in_force_until and self.intent is not None and self.state in self._goal_states(self.intent.verb):
             self._goal_reached = True
 
+    def settled(self, now: float) -> bool:
+        """No command in force or ending: the same slot read again changes nothing here, now or later (until
+        a command, a latched fault or a state change outside a reading, each of which stirs the device)."""
+        return not self._goal_reached and now >= self._in_force_until
+
+    def stir(self) -> None:
+        """Something a reading of this device reads changed between readings: its PLC's next one is read in whole."""
+        self.on_stir()
+
     async def _latch_travel_timeout(self, event) -> None:
         limit = self.cfg.travel_s * self.cfg.travel_factor
         self.latched_fault = f"travel timeout: no limit reached within {limit:.1f} s"
+        self.stir()
 
     async def _state_changed(self, event) -> None:
         if event.transition.dest is None:
             return
+        self.stir()
         if self._changed is not None:
             self._changed.set()
         change = StateChange(
@@ -230,6 +246,7 @@ class Device:
         """Motion is commanded from `now` for travel time × factor plus a margin (or not at all for a reset)."""
         self._in_force_until = now + (self.cfg.travel_s * self.cfg.travel_factor + 1.0 if moves else 0.0)
         self._goal_reached = False
+        self.stir()
 
     def command_in_force(self, now: float) -> bool:
         """True while the last command may still move the device: until the reading after the one that
@@ -249,6 +266,7 @@ class Device:
 
     def clear_latched_fault(self) -> None:
         self.latched_fault = None
+        self.stir()
 
     def flags(self) -> list[str]:
         """Names of the STATUS bits set in the latest good feedback."""

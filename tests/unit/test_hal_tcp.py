@@ -4,11 +4,12 @@ a reply to another transaction never taken, a stream that is no Modbus TCP dropp
 from __future__ import annotations
 
 import asyncio
+import random
 import struct
 
 import pytest
 
-from hal import tcp
+from hal import tcp, validate
 from hal.errors import BadReplyError, CommsError, ExceptionReplyError, NotConnectedError
 from hal.tcp import MBAP, TcpTransport, Undecodable, decode_reply
 
@@ -166,3 +167,65 @@ async def test_timeouts_in_a_row_drop_the_link_and_an_answer_in_between_resets_t
     with pytest.raises(CommsError):
         await transport.read_input(1, 0, 1)
     assert not transport.connected and sock.aborted
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_one_timer_serves_exchanges_in_a_row_and_each_times_out_at_its_own_deadline(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    transport, sock = connected(timeout_s=0.3)
+    loop = asyncio.get_running_loop()
+    timers = []
+    call_at = loop.call_at
+
+    def counted(when, callback, *args, **kwargs):
+        if getattr(callback, "__self__", None) is transport:
+            timers.append(when)
+        return call_at(when, callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_at", counted)
+    start = loop.time()
+    for n in range(5):  # five exchanges answered within 0.2 s: the first one's timer serves them all
+        assert await answered(transport.read_input(1, 0, 1), sock, lambda tid: [frame(tid, 1, fc4_pdu([n]))]) == [n]
+        await asyncio.sleep(0.04)
+    assert len(timers) == 1
+    began = loop.time()  # the sixth gets no reply: it times out 0.3 s after it began, not at the first timer
+    with pytest.raises(CommsError, match=r"plc-1: read IR 0\+1 unit 1: no reply within 0.3 s"):
+        await transport.read_input(1, 0, 1)
+    assert loop.time() - began == pytest.approx(0.3, abs=0.002)
+    assert timers[0] == pytest.approx(start + 0.3) and len(timers) == 2  # set once more, for the sixth's deadline
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_request_text_is_built_only_for_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    transport, sock = connected()
+    explained = []
+    monkeypatch.setattr(tcp, "check_read_reply", lambda reply, **kw: explained.append(kw["what"]) or [])
+    assert await answered(transport.read_input(1, 0, 1), sock, lambda tid: [frame(tid, 1, fc4_pdu([3]))]) == [3]
+    assert explained == []  # a valid reply: accepted by hal.validate.read_registers, no text made
+    await answered(transport.read_input(1, 0, 1), sock, lambda tid: [frame(tid, 1, fc4_pdu([3, 4]))])
+    assert explained == ["read IR 0+1 unit 1"]
+
+
+def test_the_one_step_check_accepts_exactly_what_the_step_by_step_check_accepts() -> None:
+    rng = random.Random(7)
+    accepted = 0
+    for _ in range(3000):
+        count = rng.choice((0, 1, 3, 64))
+        n = count if rng.random() < 0.7 else rng.randint(0, 65)
+        registers = [rng.choice((0, 1, 0xFFFF, 0x10000, -1, 2.0)) if rng.random() < 0.02 else rng.randint(0, 0xFFFF)
+                     for _ in range(n)]
+        reply = tcp.Reply(rng.choice((4, 4, 4, 3, 0x84)), rng.choice((1, 1, 1, 2)), registers,
+                          rng.choice((2 * count, 2 * count, None, 2 * count + 1)), exception_code=2)
+        fc, unit = 4, 1
+        quick = validate.read_registers(reply, fc, count, unit)
+        try:
+            whole = validate.check_read_reply(reply, function_code=fc, count=count, unit=unit, what="read")
+        except CommsError:
+            whole = None
+        assert quick is None or quick == whole, reply
+        if quick is None and whole is not None:  # only where the one-step check leaves it to the steps
+            assert any(not isinstance(r, int) for r in registers), reply
+        accepted += quick is not None
+    assert accepted > 500

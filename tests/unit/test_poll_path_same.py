@@ -4,7 +4,10 @@ Two sites take the same readings on the same fake clock: one as the bus hands th
 very slot tuple of the previous reading, flagged `unchanged`), the other as equal copies never flagged, with the
 readiness it last assessed forgotten before each (every shortcut is missed, so every check runs in full). Their status, alarms and
 recorded events must agree after every reading, over travels commanded or not, EFO raises and the recharge after
-them, a leaking accumulator, cold oil, local control, lost data and minutes of nothing happening.
+them, a leaking accumulator, cold oil, local control, lost data and minutes of nothing happening; and over what the
+shortcut for a whole calm PLC must not skip: a command in force on a device that does not move (and a movement
+nobody asked for soon after it ends), a drive running on an unchanged block until its travel times out, a lane
+latched and released between readings, a service recorded between readings.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from controller import condition
 from controller.event_store import EventStore
 from controller.site import Site
 from hal.profile import Kind, SignalStatus, Status
@@ -53,6 +57,7 @@ class Plant:
                 self.fields[name] = [device.KIND, int(Status.AT_CLOSED), 1000, 0, 0, 0,
                                      IDLE_PRESSURE if blocker else 0, OIL if blocker else 0, 0, 0]
         self.travelling: dict[str, tuple[int, str, bool]] = {}  # device -> (steps left, to, efo)
+        self.stuck: dict[str, int] = {}  # device -> steps its drive still runs without moving it
 
     def start(self, name: str, to: str, efo: bool, steps: int) -> None:
         f = self.fields[name]
@@ -60,9 +65,27 @@ class Plant:
                                                                  else Status.MOVING_OPEN)
         self.travelling[name] = (steps, to, efo)
 
-    def step(self, step: int, commanded: list[str]) -> None:
-        """One PLC scan's worth of change (mostly none); names of devices a person commands go in `commanded`."""
+    def step(self, step: int, commanded: list[str], asked: list[tuple[str, str]]) -> None:
+        """One PLC scan's worth of change (mostly none); names of devices a person commands go in `commanded`,
+        (device, verb) of commands that move nothing in `asked`."""
         rng = self.rng
+        # bay-exit's: a close while closed (in force on a device that does not move), an uncommanded open soon
+        # after that command's end; then a close whose drive runs 10 s without moving the boom (travel timeout)
+        if step == 2600:
+            asked.append(("bay-exit", "close"))
+        if step == 2615:
+            self.start("bay-exit", "open", False, 10)
+        if step == 2700:
+            f = self.fields["bay-exit"]
+            f[1] = (f[1] & ~LIMITS) | int(Status.MOVING_CLOSE)
+            self.stuck["bay-exit"] = 100
+            asked.append(("bay-exit", "close"))
+        for name, left in list(self.stuck.items()):
+            if left:
+                self.stuck[name] = left - 1
+            else:
+                del self.stuck[name]
+                self.fields[name][1] &= ~MOVING  # type: ignore[operator]
         # what is sure to happen: an EFO raise of blocker-1, a lower and a raise of blocker-1 not commanded,
         # and blocker-2's accumulator leaking 3 bar/min for minutes while nothing else changes on it
         if step in (20, 1000, 1500):
@@ -90,7 +113,7 @@ class Plant:
         f = self.fields[name]
         device = self.devices[name]
         leaf = device.SPEC.behaviour == "leaf"
-        if name in ("blocker-1", "blocker-2"):
+        if name in ("blocker-1", "blocker-2", "bay-exit"):
             return  # the script's
         if roll < 0.01 and leaf and name not in self.travelling:
             self.start(name, "open" if f[1] & int(Status.AT_CLOSED) else "closed", False, rng.randint(3, 40))
@@ -135,22 +158,47 @@ class Fed:
         await self.site._on_reading(reading)  # noqa: SLF001 - fed as the bus feeds it
 
     def view(self) -> dict:
-        return shown({"status": self.site.status(), "alarms": self.site.alarms.listing(), "events": self.events})
+        return shown({"status": self.site.status(), "alarms": self.site.alarms.listing(), "events": self.events,
+                      "in_flight": sorted(self.site.store.in_flight)})
+
+    def readiness(self) -> list:
+        """Every blocker's EFO readiness, reasons and values (compared on every step: it is cheap)."""
+        return [c.readiness for c in self.site.condition.devices.values()]
+
+    def in_force(self) -> list[bool]:
+        """Whether each device's last command may still move it (the airlock rule reads it between readings)."""
+        now = asyncio.get_running_loop().time()
+        return [d.command_in_force(now) for d in self.site.devices.values()]
+
+    def command(self, device: str, verb: str) -> None:
+        """What actions.command_device does once the PLC accepted a command."""
+        self.site.devices[device].record_intent(verb, "tester")
+        self.site.store.save_in_flight(device, verb, "tester")
 
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
 @pytest.mark.parametrize("seed", [1, 2])
-async def test_an_unchanged_block_shows_what_the_whole_path_shows(tmp_path: Path, seed: int) -> None:
+async def test_an_unchanged_block_shows_what_the_whole_path_shows(tmp_path: Path, seed: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # the recharge window after blocker-1's EFO ends between two pressure samples (both start as the EFO ends)
+    monkeypatch.setattr(condition, "RECHARGE_S", condition.RECHARGE_S + 0.45)
     fast, full = Fed(tmp_path / "fast.db", unchanged=True), Fed(tmp_path / "full.db", unchanged=False)
     rng = random.Random(seed)
     plant = Plant(fast.site, rng)
     unchanged_readings = 0
     leak_shown = False
+    whole = fast.site._calm_until_after  # noqa: SLF001 - counted: it ends every reading taken in whole
+    wholes = []
+    fast.site._calm_until_after = lambda *a: wholes.append(1) or whole(*a)  # noqa: SLF001
     try:
         for step in range(STEPS):
             commanded: list[str] = []
-            plant.step(step, commanded)
+            asked: list[tuple[str, str]] = []
+            plant.step(step, commanded, asked)
+            for name, verb in asked:
+                for fed in (fast, full):
+                    fed.command(name, verb)
             for name in commanded:
                 verb = "close" if plant.travelling[name][1] == "closed" else "open"
                 verb = {"road_blocker": {"close": "raise", "open": "lower"}}.get(
@@ -158,16 +206,27 @@ async def test_an_unchanged_block_shows_what_the_whole_path_shows(tmp_path: Path
                 if plant.travelling[name][2]:
                     verb = "efo"
                 for fed in (fast, full):
-                    fed.site.devices[name].record_intent(verb, "tester")
-            if step == 1800:  # a service forgets the (slow) EFO before it: blocker-1's readiness with it
+                    fed.command(name, verb)
+            if step == 2770:  # the guard acknowledges bay-exit's movement while its drive still runs: raised again
+                for fed in (fast, full):
+                    for alarm in fed.site.alarms.listing():
+                        if alarm["active"] and alarm["code"] == "UNCOMMANDED_MOVEMENT" and alarm["subject"] == "bay-exit":
+                            fed.site.alarms.ack(alarm["id"], "guard")
+            if step == 1805:  # a service, between two pressure samples, forgets the slow EFO before it and its readiness
                 for fed in (fast, full):
                     fed.site.condition.of("blocker-1").record_service("tester", "accumulator refilled")
+            if step in (2900, 2950):  # lane-1 latched, then left for what its devices show (with a reason)
+                for fed in (fast, full):
+                    lane = fed.site.lanes["lane-1"]
+                    await (lane.lock(by="tester", reason="drill") if step == 2900 else lane.settle("tester", "drill over"))
             for plc in fast.site.plcs:
                 slots = None if rng.random() < 0.0005 else plant.slots(plc)  # now and then no answer
                 unchanged_readings += slots is not None and slots == fast.last[plc]
                 for fed in (fast, full):
                     await fed.read(plc, slots, step & 0xFFFF)
             assert fast.events == full.events, f"step {step}"
+            assert fast.readiness() == full.readiness(), f"step {step}"
+            assert fast.in_force() == full.in_force(), f"step {step}"
             if step % 10 == 0:  # the whole view once a second of polls (it is the slow part of the test)
                 view = fast.view()
                 assert view == full.view(), f"step {step}"
@@ -179,6 +238,12 @@ async def test_an_unchanged_block_shows_what_the_whole_path_shows(tmp_path: Path
             await fed.site.stop()
             fed.site.store.close()
     assert unchanged_readings > 5000, "most readings are of an unchanged block"
+    assert 3 * STEPS - len(wholes) > 0.8 * unchanged_readings, "most unchanged blocks skip their PLC's devices"
+    assert any(e[0] == "alarm_raised" and e[2].startswith("UNCOMMANDED_MOVEMENT bay-exit") for e in fast.events), \
+        "bay-exit's open after its close had ended was not commanded"
+    assert any(e[0] == "alarm_raised" and e[2].startswith("TRAVEL_TIMEOUT bay-exit") for e in fast.events), \
+        "bay-exit's stuck drive timed out"
+    assert any(e[0] == "lane_mode" and e[1] == "lane-1" and "lockdown →" in e[2] for e in fast.events)
     assert any(e[0] == "alarm_raised" and e[2].startswith("EFO_NOT_READY blocker-1") for e in fast.events), \
         "blocker-1 not ready after its EFO once the recharge time was over"
     assert leak_shown, "blocker-2's idle decay was shown"
