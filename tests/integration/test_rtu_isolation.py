@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 
 BAUD = 115200
 POLL_S = 0.1
-WINDOW_S = 4.0
+WINDOW_S = 8.0  # long enough that a half-second stall of a busy test machine stays under the 10 %
 UNITS = ["plc-1", "plc-2", "plc-3"]
 
 
