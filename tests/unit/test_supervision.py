@@ -133,11 +133,8 @@ async def test_movement_once_the_commanded_goal_is_reached_is_uncommanded():
 
 @pytest.mark.asyncio
 async def test_a_command_to_the_state_the_device_is_in_ends_with_the_next_reading():
-    """No transition comes of it (the device shows its goal already): the reading after the one that showed the goal
-    ends it all the same, and movement then is uncommanded."""
-    w = Watched()
-    now = asyncio.get_running_loop().time()
-    closed = gate(Status.AT_CLOSED, 1000)
+    """No transition comes of it (the goal is shown already): the next reading ends it; movement then is uncommanded."""
+    w, now, closed = Watched(), asyncio.get_running_loop().time(), gate(Status.AT_CLOSED, 1000)
     await w.read(closed, now)
     w.device.record_intent("close", "guard")
     await w.read(closed, now + 0.1)  # the very slot again, as an unchanged block hands it over
