@@ -84,14 +84,15 @@ class CentreLockdown:
         received_at = self.clock()
         if not self.cfg.lockdown:
             key_id, command_id = protocol.claimed(body)
-            refusal = protocol.Refusal("opt-in off: this site takes no lockdown from the centre "
+            verdict = protocol.Refusal("opt-in off: this site takes no lockdown from the centre "
                                        "([centre] lockdown = false)", key_id, command_id)
         else:
-            refusal = protocol.verify(body, self.keys, received_at, self.site_name, self.seen)
-        if isinstance(refusal, protocol.Lockdown):
-            self.seen.add(refusal.id)  # before anything awaits: a second copy arriving meanwhile is a replay
-            self.site.store.save_centre_id(refusal.id, refusal.expires_at + protocol.CLOCK_SKEW_S)
-            return received_at, refusal
+            verdict = protocol.verify(body, self.keys, received_at, self.site_name, self.seen)
+        if isinstance(verdict, protocol.Lockdown):
+            self.seen.add(verdict.id)  # before anything awaits: a second copy arriving meanwhile is a replay
+            self.site.store.save_centre_id(verdict.id, verdict.expires_at + protocol.CLOCK_SKEW_S)
+            return received_at, verdict
+        refusal = verdict
         if refusal.id is None or refusal.key_id is None:
             key_id, command_id = protocol.claimed(body)
             refusal = protocol.Refusal(refusal.reason, refusal.key_id or key_id, refusal.id or command_id)

@@ -91,11 +91,6 @@ class FanOut:
         return asyncio.get_running_loop().time() - self.started
 
 
-async def lock_down(command: Command, devices: list[Device], by: str) -> LockdownResult:
-    """Command every device of the scope at once and wait until each is confirmed secured or known not to be."""
-    return await FanOut(command, devices, by).result()
-
-
 def new_latch(by: str, reason: str) -> Latch:
     return Latch(by=by, reason=reason, since=time.time())
 

@@ -13,7 +13,7 @@ from controller import commands, interlocks
 from controller.actions import command_device
 from controller.devices import DEVICE_CLASSES
 from controller.lanes import Lane
-from controller.lockdown import lock_down
+from controller.lockdown import FanOut
 from hal.errors import CommsError
 from tests.unit.explorer import Explorer, Report, Scope, demo_config
 
@@ -119,8 +119,8 @@ def release_secures_again(monkeypatch):
 
     async def released_then_secured(site, args, caller):
         reply = await real(site, args, caller)
-        await lock_down(lambda device, verb, by: command_device(site, device, verb, by),
-                        list(site.devices.values()), caller.user)
+        await FanOut(lambda device, verb, by: command_device(site, device, verb, by),
+                     list(site.devices.values()), caller.user).result()
         return reply
 
     monkeypatch.setattr(commands, "lockdown_release", released_then_secured)
