@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import controller.structlog_without_rich  # noqa: F401  # before structlog: barrierd's process loads no rich
 import structlog
 
-from config import ConfigError, SiteConfig, load_site
+from config import ConfigError, SiteConfig
+from config.loader import load_site
 from controller.audit import AuditKeyError
 from controller.auth import Caller, role_for, user_name
 from controller.commands import build_registry
