@@ -15,7 +15,7 @@ import controller.structlog_without_rich  # noqa: F401  # before structlog: barr
 import structlog
 
 from config import ConfigError, SiteConfig
-from config.loader import load_site
+from config.child_loader import load_site_in_child
 from controller.audit import AuditKeyError
 from controller.auth import Caller, role_for, user_name
 from controller.commands import build_registry
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
     try:
-        cfg = load_site(args.config)
+        cfg = load_site_in_child(args.config)  # validated by pydantic in a child: this process never imports it
     except ConfigError as exc:
         print(f"barrierd: configuration refused, nothing started:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
