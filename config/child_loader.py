@@ -1,13 +1,14 @@
 """load_site in a forked child: the caller gets the validated site or its refusal, and never imports pydantic.
 
-barrierd loads its site this way before its event loop starts (pydantic and its schema machinery are ≈ 12 MiB of
-a process that otherwise needs ≈ 35). The child imports config.loader, validates, sends back the site (a pickle
-of the frozen dataclasses) or the problems, and leaves with os._exit. A child that dies or does not answer
+barrierd starts this check first and imports the rest of itself while the child runs (pydantic and its schema
+machinery are ≈ 12 MiB of a process that otherwise needs ≈ 35). The child imports config.loader, validates, sends
+back the site (a pickle of the frozen dataclasses) or the problems, and leaves with os._exit. A child that dies or does not answer
 within the deadline is a refusal too: the caller never gets a half-checked site.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import select
@@ -32,32 +33,49 @@ def _load_site(path: Path) -> SiteConfig:
     return load_site(path)
 
 
+class SiteCheck:
+    """`load(path)` (config.loader.load_site) running in a child forked at construction; `result()` waits for it.
+    Start it while the process has one thread (before any loop); the caller may do other work meanwhile."""
+
+    def __init__(self, path: Path | str, *, deadline_s: float = DEADLINE_S,
+                 load: Callable[[Path], SiteConfig] = _load_site):
+        self.path = Path(path)
+        self.deadline_s = deadline_s
+        self._deadline = time.monotonic() + deadline_s
+        read_end, write_end = os.pipe()
+        self._pid = os.fork()
+        if self._pid == 0:
+            gc.disable()  # short-lived: a collection would walk (and copy) every page of objects shared with the parent
+            os.close(read_end)
+            _answer(self.path, load, write_end)
+        os.close(write_end)
+        self._pipe = read_end
+
+    def result(self) -> SiteConfig:
+        """The validated site; ConfigError as load_site raises it, or naming the check that died or overran."""
+        try:
+            payload = _read_until(self._pipe, self._deadline)
+        finally:
+            os.close(self._pipe)
+        if payload is None:
+            os.kill(self._pid, signal.SIGKILL)
+            os.waitpid(self._pid, 0)
+            raise ConfigError(self.path, [(CHECK_KEY, f"the check of this file did not finish within "
+                                                      f"{self.deadline_s:g} s")])
+        _, status = os.waitpid(self._pid, 0)
+        if status != 0:
+            raise ConfigError(self.path, [(CHECK_KEY, f"the check of this file ended without an answer "
+                                                      f"({_how(status)})")])
+        answer = pickle.loads(payload)
+        if isinstance(answer, SiteConfig):
+            return answer
+        raise ConfigError(self.path, answer)
+
+
 def load_site_in_child(path: Path | str, *, deadline_s: float = DEADLINE_S,
                        load: Callable[[Path], SiteConfig] = _load_site) -> SiteConfig:
-    """`load(path)` (config.loader.load_site) run in a forked child; raise ConfigError as it would, or naming
-    the check that died or overran `deadline_s`. Call it while the process has one thread (before any loop)."""
-    path = Path(path)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        _answer(path, load, write_end)
-    os.close(write_end)
-    try:
-        payload = _read_until(read_end, time.monotonic() + deadline_s)
-    finally:
-        os.close(read_end)
-    if payload is None:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise ConfigError(path, [(CHECK_KEY, f"the check of this file did not finish within {deadline_s:g} s")])
-    _, status = os.waitpid(pid, 0)
-    if status != 0:
-        raise ConfigError(path, [(CHECK_KEY, f"the check of this file ended without an answer ({_how(status)})")])
-    answer = pickle.loads(payload)
-    if isinstance(answer, SiteConfig):
-        return answer
-    raise ConfigError(path, answer)
+    """load_site's answer, from a forked child: this process never imports pydantic."""
+    return SiteCheck(path, deadline_s=deadline_s, load=load).result()
 
 
 def _answer(path: Path, load: Callable[[Path], SiteConfig], out: int) -> NoReturn:

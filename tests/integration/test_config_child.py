@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from config import ConfigError
-from config.child_loader import CHECK_KEY, load_site_in_child
+from config.child_loader import CHECK_KEY, SiteCheck, load_site_in_child
 from config.loader import load_site
 from tests.support import DEMO_SITE, REPO
 
@@ -96,18 +96,18 @@ def test_the_calling_process_never_imports_pydantic():
                          ids=["dies", "fails", "hangs"])
 def test_barrierd_refuses_a_site_whose_check_dies_fails_or_hangs_and_starts_nothing(monkeypatch, capsys, tmp_path,
                                                                                       load):
-    from controller import daemon
+    from controller import daemon, serve
 
     def serve_must_not_run(coroutine):
         coroutine.close()
         raise AssertionError("barrierd started serving")
 
-    monkeypatch.setattr(daemon, "configure_logging", lambda level: None)
-    monkeypatch.setattr(daemon.event_loop, "run", serve_must_not_run)
-    monkeypatch.setattr(daemon, "load_site_in_child", functools.partial(load_site_in_child, load=load, deadline_s=1))
+    monkeypatch.setattr(serve, "configure_logging", lambda level: None)
+    monkeypatch.setattr(serve.event_loop, "run", serve_must_not_run)
+    monkeypatch.setattr(daemon, "SiteCheck", functools.partial(SiteCheck, load=load, deadline_s=1))
     state = tmp_path / "state"
     assert daemon.main(["--config", str(DEMO_SITE), "--socket", str(tmp_path / "s.sock"),
-                        "--state-dir", str(state)]) == daemon.EXIT_CONFIG == 2
+                        "--state-dir", str(state)]) == serve.EXIT_CONFIG == 2
     err = capsys.readouterr().err
     assert err.startswith(f"barrierd: configuration refused, nothing started:\n{DEMO_SITE}: {CHECK_KEY}: the check")
     assert not state.exists() and not (tmp_path / "s.sock").exists()
