@@ -1,4 +1,4 @@
-"""What the schema's annotations ask of pydantic, which reads them in config/loader.py: importing this imports no pydantic.
+"""What the schema's annotations ask of pydantic (config/loader.py reads them); importing this imports no pydantic.
 
 Ranges and lengths are annotated_types' (Ge, Interval, Len...), which pydantic applies natively; the markers here
 add a pattern, a field's own check and a tuple given as a TOML array. Every section is a frozen stdlib dataclass

@@ -1,4 +1,4 @@
-"""ConfigError: a site file refused, with every problem as (TOML key, reason); no pydantic needed to raise or read it."""
+"""ConfigError: a site file refused, every problem as (TOML key, reason); raised and read without pydantic."""
 
 from __future__ import annotations
 

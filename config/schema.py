@@ -79,7 +79,8 @@ class DeviceSection(Section):
     slot: Annotated[int, Ge(0), Lt(MAX_SLOTS)]
     travel_s: Annotated[float, Gt(0), Le(120)] = 3.0
     travel_factor: Annotated[float, Interval(ge=1.0, le=5.0)] = 1.5
-    service_cycles: Annotated[int, Interval(ge=1, le=2**32 - 1)] | None = None  # travels between services (or its kind's)
+    # travels between services (else its kind's)
+    service_cycles: Annotated[int, Interval(ge=1, le=2**32 - 1)] | None = None
 
 
 LaneRole = Literal["gate", "blocker", "boom", "signal"]
