@@ -84,8 +84,9 @@ NOTES = (
     "spike). 64 PLCs, peak before and after that cut and two smaller ones (devices without transitions' unused "
     "may_/is_ partials, condition histories made on first use): 56.0 → 48.7 MB. Then pydantic (≈ 11 MiB with its "
     "first schema) left barrierd's process: it validates the site file in a child forked before the loop "
-    "(config/child_loader.py; the schema is stdlib dataclasses, same checks and messages): 64 PLCs 49.1 → 38.1 MB, "
-    "128 PLCs 53.7 → 42.6 MB (back to back, load ≈ 1). asyncio's ssl (≈ 5 MiB) stays: uvloop imports it. "
+    "(config/child_loader.py; the schema is stdlib dataclasses, same checks and messages): 64 PLCs 48.9 → 38.1 MB, "
+    "128 PLCs 53.4 → 42.5 MB (runs alternating with the tree before, load ≈ 1; the peak within 0.1 MB run to run). "
+    "asyncio's ssl (≈ 5 MiB) stays: uvloop imports it. "
     "The machine is shared with other test runs: at a load of 4 even the reference loops fall below "
     "9.5 Hz at 128 PLCs, and the CPU figures vary by tens of % from run to run."
 )
