@@ -19,7 +19,7 @@ DEVICE_STATES = frozenset({"unknown", "open", "closed", "opening", "closing", "s
 LANE_MODES = frozenset({"unknown", "open", "securing", "secured", "opening", "mixed", "lockdown", "maintenance",
                         "fault"})
 PLC_COMMS = frozenset({"unknown", "ok", "lost", "stale", "invalid"})
-NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # a site file's names (config.schema.NAME; not imported: pydantic is slow to load)
+NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # a site file's names (config.schema.NAME; the centre reads no site file)
 NAME_RE = re.compile(NAME)
 
 

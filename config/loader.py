@@ -1,25 +1,24 @@
-"""Load a site TOML file and refuse it whole, naming the file and the key, if anything is wrong."""
+"""Load a site TOML file and refuse it whole, naming the file and the key, if anything is wrong (pydantic checks)."""
 
 from __future__ import annotations
 
 import tomllib
 from collections import Counter
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
+from config.errors import ConfigError
 from config.schema import SiteConfig
 from hal.kinds import KINDS
 
-
-class ConfigError(Exception):
-    """A site configuration that must not be started; the message names file and key."""
-
-    def __init__(self, path: Path | str, problems: list[tuple[str, str]]):
-        self.path = str(path)
-        self.problems = problems
-        lines = [f"{self.path}: {key}: {why}" for key, why in problems]
-        super().__init__("\n".join(lines))
+# pydantic's words for a dataclass where a site file's reader expects a table's
+TABLE_WORDS = {
+    "unexpected_keyword_argument": "Extra inputs are not permitted",
+    "dataclass_type": "Input should be a valid dictionary (a TOML table)",
+}
 
 
 def load_site(path: Path | str) -> SiteConfig:
@@ -33,14 +32,29 @@ def load_site(path: Path | str) -> SiteConfig:
         raise ConfigError(path, [("(file)", f"not UTF-8 text: {exc}")]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [("(syntax)", str(exc))]) from exc
+    return site_from_toml(raw, path)
+
+
+def site_from_toml(raw: dict[str, Any], path: Path | str = "(site)") -> SiteConfig:
+    """Validate a parsed site file (a dict as tomllib gives it); raise ConfigError listing every problem found."""
     try:
-        site = SiteConfig.model_validate(raw)
+        site = _site_adapter().validate_python(raw)
     except ValidationError as exc:
-        raise ConfigError(path, [(_key_of(err["loc"], raw), err["msg"]) for err in exc.errors()]) from exc
+        raise ConfigError(path, [_problem(err, raw) for err in exc.errors()]) from exc
     problems = cross_reference_problems(site)
     if problems:
         raise ConfigError(path, problems)
     return site
+
+
+@cache
+def _site_adapter() -> TypeAdapter[SiteConfig]:
+    return TypeAdapter(SiteConfig)
+
+
+def _problem(err: Any, raw: dict) -> tuple[str, str]:
+    """One pydantic error as (TOML key, reason)."""
+    return _key_of(err["loc"], raw), TABLE_WORDS.get(err["type"], err["msg"])
 
 
 def _key_of(loc: tuple, raw: dict) -> str:

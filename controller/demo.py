@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from config import load_site
+from config.loader import load_site
 from controller.cli import DaemonUnreachable, request, watch
 from controller.paths import NoDefaultSocket, default_socket
 

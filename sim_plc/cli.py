@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from config import ConfigError, load_site
+from config import ConfigError
+from config.loader import load_site
 from hal import event_loop
 from sim_plc.control import ControlError, ControlServer, default_socket_path, send_request
 from sim_plc.faults import FAULTS

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from config import load_site
+from config.loader import load_site
 from config.schema import SiteConfig
 from hal.bus import Bus
 from hal.rtu import RtuTransport

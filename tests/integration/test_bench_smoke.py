@@ -31,7 +31,7 @@ def test_percentile_interpolates_between_ranks():
 
 
 def test_generated_sites_load_with_the_real_schema(tmp_path):
-    from config import load_site
+    from config.loader import load_site
 
     lanes = tmp_path / "lanes.toml"
     lanes.write_text(lanes_site(2))

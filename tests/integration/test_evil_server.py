@@ -349,11 +349,11 @@ async def test_bus_survives_misbehaviours_in_quick_succession(server):
 
 @pytest.mark.asyncio
 async def test_site_device_state_follows_data_quality(server, tmp_path):
-    from config.schema import SiteConfig
+    from config.loader import site_from_toml
     from controller.event_store import EventStore
     from controller.site import Site
 
-    cfg = SiteConfig.model_validate(
+    cfg = site_from_toml(
         {
             "site": {"name": "evil-site", "poll_ms": 50, "comms_lost_polls": 3},
             "plc": [

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from pymodbus.framer.rtu import FramerRTU
 
-from config import load_site
+from config.loader import load_site
 from hal.profile import PROFILE_MAGIC, PROFILE_VERSION, HeaderHolding, input_block_size, slot_base
 from tests.integration.frame_fuzz import Mutator, Request, mbap, read, rtu, write_multiple, write_single
 from tests.integration.rtu_support import BUS, PLCS, line_site

@@ -13,7 +13,7 @@ import pytest_asyncio
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
 
-from config import load_site
+from config.loader import load_site
 from hal.profile import (
     PROFILE_MAGIC,
     AckResult,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from config import load_site
+from config.loader import load_site
 from hal.profile import PROFILE_MAGIC, PROFILE_VERSION, Command, slot_base
 from sim_plc.server import SimSite
 

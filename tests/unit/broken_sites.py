@@ -172,6 +172,22 @@ BROKEN: dict[str, tuple[Mutation, dict[str, str]]] = {
         _append("lane", {"name": "lane-3", "gate": "gate-1"}),
         {'device ("gate-1")': "more than one lane"},
     ),
+    "lane-secure-order-names-a-step-twice": (
+        _set("lane", 0, "secure_order", ["signal", "clear", "blocker", "gate", "gate"]),
+        {'lane[0] ("lane-1")': "secure_order names a step twice"},
+    ),
+    "lane-open-order-leaves-out-its-signal": (
+        _set("lane", 0, "open_order", ["gate", "blocker"]),
+        {'lane[0] ("lane-1")': "open_order leaves out ['signal'], which this lane has"},
+    ),
+    "lane-open-order-with-an-unknown-step": (
+        _set("lane", 0, "open_order", ["gate", "blocker", "signal", "clear"]),
+        {'lane[0] ("lane-1").open_order[3]': "'gate', 'blocker', 'boom' or 'signal'"},
+    ),
+    "lane-secure-order-not-an-array": (
+        _set("lane", 0, "secure_order", "signal, blocker, gate"),
+        {'lane[0] ("lane-1").secure_order': "valid tuple"},
+    ),
     "interlock-missing-device": (
         _set("interlock", 0, "devices", ["bay-entry", "bay-gone"]),
         {"interlock[0].devices": 'no device named "bay-gone"'},

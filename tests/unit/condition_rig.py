@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.loader import site_from_toml
 from config.schema import SiteConfig
 from controller.alarms import AlarmBoard
 from controller.condition import ConditionMonitor
@@ -30,7 +31,7 @@ def demo_config(**condition) -> SiteConfig:
     """The demo site with [condition] keys replaced (the bundled file's others kept)."""
     raw = tomllib.loads(Path(DEMO_SITE).read_text())
     raw["condition"] = {**raw.get("condition", {}), **condition}
-    return SiteConfig.model_validate(raw)
+    return site_from_toml(raw)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config.loader import site_from_toml
 from config.schema import SiteConfig
 from controller.commands import build_registry
 from controller.auth import Caller
@@ -36,7 +37,7 @@ def demo_config() -> SiteConfig:
     raw = tomllib.loads(DEMO_SITE.read_text())
     for lane in raw["lane"]:
         lane["clear_time_s"] = 0.0
-    return SiteConfig.model_validate(raw)
+    return site_from_toml(raw)
 
 
 @dataclass(frozen=True)

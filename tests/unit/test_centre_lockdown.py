@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from centre import protocol
-from config import ConfigError, load_site
+from config import ConfigError
+from config.loader import load_site
 from config.schema import CentreSection, MqttSection
 from controller.auth import Role
 from controller.centre_lockdown import CentreLockdown

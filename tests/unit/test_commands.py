@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import pytest_asyncio
 
-from config import load_site
+from config.loader import load_site
 from controller.commands import ExitCode, build_registry
 from controller.auth import Caller
 from controller.event_store import EventStore

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sqlite3
 import time
@@ -185,8 +186,8 @@ def test_baseline_reset_starts_a_new_baseline_clears_drift_and_is_kept_over_a_re
 def test_service_due_at_the_interval_per_kind_or_per_device_and_a_service_clears_it(tmp_path):
     store = EventStore(tmp_path / "events.sqlite")
     cfg = demo_config(service_cycles={"folding_gate": 10})
-    raw_bay = cfg.device[6].model_copy(update={"service_cycles": 4})  # bay-entry: its own interval
-    cfg = cfg.model_copy(update={"device": [*cfg.device[:6], raw_bay, *cfg.device[7:]]})
+    raw_bay = dataclasses.replace(cfg.device[6], service_cycles=4)  # bay-entry: its own interval
+    cfg = dataclasses.replace(cfg, device=[*cfg.device[:6], raw_bay, *cfg.device[7:]])
     feed = Feed(store, cfg)
     feed.leaves["gate-1"].cycle_count = 7  # seven travels before barrierd first saw it
     for name in ("gate-1", "bay-entry", "blocker-1"):

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from config import ConfigError, SiteConfig, load_site
+from config import ConfigError, SiteConfig
+from config.loader import load_site
 from tests.unit.broken_sites import BROKEN, BUS, _all, _append, _to_bus
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

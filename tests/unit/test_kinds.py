@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, load_site
+from config import ConfigError
+from config.loader import load_site
 from config.schema import KIND_CODES, LaneRole
 from controller.devices import DEVICE_CLASSES
 from controller.interlocks import Refused, check_device_command

@@ -10,6 +10,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from config.loader import site_from_toml
 from config.schema import SiteConfig
 from controller.commands import ExitCode, build_registry
 from controller.auth import Caller
@@ -30,7 +31,7 @@ def demo_config() -> SiteConfig:
     raw = tomllib.loads(Path(DEMO_SITE).read_text())
     for lane in raw["lane"]:
         lane["clear_time_s"] = 0.0  # no waiting in the property test
-    return SiteConfig.model_validate(raw)
+    return site_from_toml(raw)
 
 
 CFG = demo_config()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from config import ConfigError, load_site
+from config import ConfigError
+from config.loader import load_site
 from controller.panel_auth import MAX_SESSIONS, LoginLimiter, Sessions, login_problem
 from tests.support import DEMO_SITE
 

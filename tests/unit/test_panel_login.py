@@ -14,7 +14,7 @@ from aiohttp import streams
 from aiohttp.test_utils import make_mocked_request
 
 import controller.panel_auth as panel_auth
-from config import load_site
+from config.loader import load_site
 from config.schema import PanelSection
 from controller.commands import build_registry
 from controller.event_store import EventStore

@@ -69,14 +69,14 @@ def test_barrierctl_without_a_default_socket_exits_5_saying_what_to_set(as_user,
 
 
 def test_barrierd_without_a_default_socket_exits_2_and_starts_nothing(as_user, capsys, tmp_path):
-    from controller import daemon
+    from controller import daemon, serve
 
     def serve_must_not_run(coroutine):
         coroutine.close()
         raise AssertionError("barrierd started serving")
 
-    as_user.setattr(daemon, "configure_logging", lambda level: None)
-    as_user.setattr(daemon.event_loop, "run", serve_must_not_run)
+    as_user.setattr(serve, "configure_logging", lambda level: None)
+    as_user.setattr(serve.event_loop, "run", serve_must_not_run)
     demo = Path(__file__).resolve().parents[2] / "config" / "sites" / "demo.toml"
     assert daemon.main(["--config", str(demo), "--state-dir", str(tmp_path / "state")]) == 2
     err = capsys.readouterr().err
