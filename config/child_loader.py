@@ -3,7 +3,8 @@
 barrierd starts this check first and imports the rest of itself while the child runs (pydantic with its schema
 machinery is ≈ 11 MiB; barrierd without it peaks at ≈ 36 polling 64 PLCs). The child imports config.loader,
 validates, sends back the site (a pickle of the frozen dataclasses) or the problems, and leaves with os._exit. A
-child that dies or does not answer within the deadline is a refusal too: the caller never gets a half-checked site.
+child that cannot be started, dies or does not answer within the deadline is SiteCheckFailed: not a refusal of the file
+(barrierd exits 1 and systemd starts it again), and never a half-checked site.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from typing import NoReturn
 from config.errors import ConfigError
 from config.schema import SiteConfig
 
-CHECK_KEY = "(check)"
 DEADLINE_S = 20.0  # importing pydantic and validating take well under a second; systemd waits 30 s for READY
+
+
+class SiteCheckFailed(Exception):
+    """The check itself could not be carried out (no child, a child that died or overran): the file is not judged."""
 
 
 def _load_site(path: Path) -> SiteConfig:
@@ -42,8 +46,15 @@ class SiteCheck:
         self.path = Path(path)
         self.deadline_s = deadline_s
         self._deadline = time.monotonic() + deadline_s
+        # An ignored SIGCHLD (inherited through exec) would have the child reaped behind waitpid's back.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         read_end, write_end = os.pipe()
-        self._pid = os.fork()
+        try:
+            self._pid = os.fork()
+        except OSError as exc:
+            os.close(read_end)
+            os.close(write_end)
+            raise SiteCheckFailed(f"{self.path}: cannot start the check of this file: {exc}") from exc
         if self._pid == 0:
             gc.disable()  # short-lived: a collection would walk (and copy) every page of the parent's objects
             os.close(read_end)
@@ -52,7 +63,7 @@ class SiteCheck:
         self._pipe = read_end
 
     def result(self) -> SiteConfig:
-        """The validated site; ConfigError as load_site raises it, or naming the check that died or overran."""
+        """The validated site; ConfigError as load_site raises it; SiteCheckFailed if the child died or overran."""
         try:
             payload = _read_until(self._pipe, self._deadline)
         finally:
@@ -60,12 +71,10 @@ class SiteCheck:
         if payload is None:
             os.kill(self._pid, signal.SIGKILL)
             os.waitpid(self._pid, 0)
-            raise ConfigError(self.path, [(CHECK_KEY, f"the check of this file did not finish within "
-                                                      f"{self.deadline_s:g} s")])
+            raise SiteCheckFailed(f"{self.path}: the check of this file did not finish within {self.deadline_s:g} s")
         _, status = os.waitpid(self._pid, 0)
         if status != 0:
-            raise ConfigError(self.path, [(CHECK_KEY, f"the check of this file ended without an answer "
-                                                      f"({_how(status)})")])
+            raise SiteCheckFailed(f"{self.path}: the check of this file ended without an answer ({_how(status)})")
         answer = pickle.loads(payload)
         if isinstance(answer, SiteConfig):
             return answer
@@ -89,6 +98,8 @@ def _answer(path: Path, load: Callable[[Path], SiteConfig], out: int) -> NoRetur
         with open(out, "wb") as pipe:
             pipe.write(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
         status = 0
+    except BrokenPipeError:  # the parent is gone (stopped while waiting): nobody to tell
+        pass
     except BaseException:  # noqa: BLE001  # anything else: told on stderr, and the parent refuses the file
         traceback.print_exc()
         sys.stderr.flush()
@@ -97,11 +108,11 @@ def _answer(path: Path, load: Callable[[Path], SiteConfig], out: int) -> NoRetur
 
 
 def _read_until(fd: int, deadline: float) -> bytes | None:
-    """Everything written to the pipe until the child closed it (it exits), or None once the deadline passes."""
+    """Everything written to the pipe until the child closed it (it exits), or None once the deadline passes with
+    nothing more to read (an answer already waiting is taken however late the caller comes for it)."""
     chunks: list[bytes] = []
     while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
+        if not select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
             return None
         chunk = os.read(fd, 1 << 16)
         if not chunk:

@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 from config import ConfigError
-from config.child_loader import SiteCheck
+from config.child_loader import SiteCheck, SiteCheckFailed
+
+
+EXIT_CHECK_FAILED = 1  # the site file was not judged (the check could not run): systemd starts barrierd again
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -22,7 +25,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    check = SiteCheck(args.config)  # validated (pydantic) in a child, which runs while this process imports the rest
+    try:
+        check = SiteCheck(args.config)
+    except SiteCheckFailed as exc:
+        print(f"barrierd: {exc}; nothing started", file=sys.stderr)
+        return EXIT_CHECK_FAILED  # validated (pydantic) in a child, which runs while this process imports the rest
     from controller import serve
 
     serve.configure_logging(args.log_level)
@@ -31,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"barrierd: configuration refused, nothing started:\n{exc}", file=sys.stderr)
         return serve.EXIT_CONFIG
+    except SiteCheckFailed as exc:
+        print(f"barrierd: {exc}; nothing started", file=sys.stderr)
+        return EXIT_CHECK_FAILED
     return serve.run(cfg, args)
 
 
