@@ -24,7 +24,7 @@ from hal.profile import (
     SlotHolding,
     slot_base,
 )
-from hal.snapshot import PlcSnapshot, decode_block
+from hal.snapshot import PlcSnapshot, block_words, decode_block
 from hal.transport import Transport
 from hal.unit import CommandOutcome, PendingCommand, PlcReading, Problem, Quality, UnitSpec, UnitState
 
@@ -243,13 +243,11 @@ class Bus:
                 await self._arm_watchdog(unit)
             plan = self._plans[spec.name]
             if len(plan) == 1:
-                words = await self.transport.read_input(spec.unit, *plan[0])
+                block = await self.transport.read_input_block(spec.unit, *plan[0])
             else:
-                words = []
-                for address, count in plan:
-                    words += await self.transport.read_input(spec.unit, address, count)
+                block = b"".join([await self.transport.read_input_block(spec.unit, a, n) for a, n in plan])
             read_at = asyncio.get_running_loop().time()
-            snap = unit.same_block(words, read_at) or decode_block(words, len(spec.slot_kinds), read_at)
+            snap = unit.same_block(block, read_at) or decode_block(block_words(block), len(spec.slot_kinds), read_at)
         except CommsError as exc:
             self._note_failure(unit, str(exc))
             if unit.awaiting_ack:
@@ -275,7 +273,7 @@ class Bus:
         if not unit.good:
             await self._publish(unit, problem, kind)
             return
-        unit.last_block, unit.last_snapshot = words, snap
+        unit.last_block, unit.last_snapshot = block, snap
         await self._on_reading(PlcReading(spec.name, Quality.GOOD, snap, None, False, 0, unit.watchdog_readback,
                                           unchanged=unchanged))
 

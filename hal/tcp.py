@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from hal.errors import CommsError, NotConnectedError
 from hal.transport import FC_READ_HOLDING, FC_READ_INPUT, FC_WRITE_MULTIPLE, FC_WRITE_SINGLE
-from hal.validate import check_read_reply, check_write_reply, read_registers, write_echoed
+from hal.validate import check_read_reply, check_write_reply, read_registers, u16_block, write_echoed
 
 MBAP = struct.Struct(">HHHB")  # transaction id, protocol id (0), length (unit + PDU), unit
 READ = struct.Struct(">BHH")  # function code, address, count (FC3, FC4) or value (FC6)
@@ -70,13 +70,13 @@ def decode_reply(unit: int, pdu: bytes) -> Reply:
 
 
 class _Link(asyncio.Protocol):
-    """The socket's side: frames the byte stream and hands the awaited reply to its future."""
+    """The socket's side: frames the byte stream and hands the awaited frame, as it came, to its future."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.waiting: tuple[int, asyncio.Future[Reply]] | None = None  # (transaction id, its reply)
+        self.waiting: tuple[int, asyncio.Future[bytes]] | None = None  # (transaction id, its reply frame)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -102,7 +102,7 @@ class _Link(asyncio.Protocol):
             return  # the usual case: one whole reply in one segment, taken without copying into the buffer
         buffer += data
         while len(buffer) >= MBAP.size:
-            tid, protocol, length, unit = MBAP.unpack_from(buffer)
+            tid, protocol, length, _ = MBAP.unpack_from(buffer)
             if protocol != 0 or not 2 <= length <= MAX_PDU + 1:
                 self.drop(CommsError(f"{self.name}: not a Modbus TCP frame (protocol {protocol}, length {length})"))
                 buffer.clear()
@@ -110,35 +110,24 @@ class _Link(asyncio.Protocol):
             end = 6 + length
             if len(buffer) < end:
                 return
-            pdu = bytes(buffer[MBAP.size:end])
+            frame = bytes(buffer[:end])
             del buffer[:end]
-            if self.waiting is None or self.waiting[0] != tid or self.waiting[1].done():
-                continue  # the answer to a request that timed out, or to none: never taken as data
-            try:
-                reply = decode_reply(unit, pdu)
-            except Undecodable as exc:
-                self.drop(CommsError(f"{self.name}: undecodable reply: {exc}"))
-                buffer.clear()
-                return
-            self.waiting[1].set_result(reply)
-            self.waiting = None
+            self._take(tid, frame)
 
     def _whole(self, data: bytes) -> bool:
-        """Take `data` if it is exactly one well-formed frame awaited now; False leaves it to the buffer."""
-        tid, protocol, length, unit = MBAP.unpack_from(data)
+        """Take `data` if it is exactly one well-formed frame; False leaves it to the buffer."""
+        tid, protocol, length, _ = MBAP.unpack_from(data)
         if protocol != 0 or len(data) != 6 + length or not 2 <= length <= MAX_PDU + 1:
             return False
+        self._take(tid, data)
+        return True
+
+    def _take(self, tid: int, frame: bytes) -> None:
         waiting = self.waiting
         if waiting is None or waiting[0] != tid or waiting[1].done():
-            return True  # the answer to a request that timed out, or to none: dropped
-        try:
-            reply = decode_reply(unit, data[MBAP.size:])
-        except Undecodable as exc:
-            self.drop(CommsError(f"{self.name}: undecodable reply: {exc}"))
-            return True
-        waiting[1].set_result(reply)
+            return  # the answer to a request that timed out, or to none: never taken as data
+        waiting[1].set_result(frame)
         self.waiting = None
-        return True
 
 
 class TcpTransport:
@@ -174,21 +163,21 @@ class TcpTransport:
             self._link.drop(NotConnectedError(f"{self.name}: closed"))
             self._link = None
 
-    async def _exchange(self, unit: int, pdu: bytes) -> Reply:
-        """Send one request and await its reply; _Failed (the text without the request) if none comes."""
+    async def _exchange(self, unit: int, pdu: bytes) -> bytes:
+        """Send one request and await its reply frame; _Failed (the text without the request) if none comes."""
         link = self._link
         if link is None or link.transport is None:
             raise NotConnectedError(f"{self.name}: not connected")
         loop = asyncio.get_running_loop()
         self._tid = tid = (self._tid + 1) & 0xFFFF
-        future: asyncio.Future[Reply] = loop.create_future()
+        future: asyncio.Future[bytes] = loop.create_future()
         link.waiting = (tid, future)
         link.transport.write(MBAP.pack(tid, 0, 1 + len(pdu), unit) + pdu)
         self._deadline = loop.time() + self.timeout_s
         if self._timer is None:  # one timer at a time, left running across replies (see _on_timer)
             self._timer = loop.call_at(self._deadline, self._on_timer)
         try:
-            reply = await future
+            frame = await future
         except TimeoutError:
             self._timeouts += 1
             if self._timeouts >= MAX_TIMEOUTS:
@@ -200,7 +189,7 @@ class TcpTransport:
             if link.waiting is not None and link.waiting[1] is future:
                 link.waiting = None
         self._timeouts = 0
-        return reply
+        return frame
 
     def _on_timer(self) -> None:
         """The exchange awaited now times out once past its deadline; the timer is set again for a later one
@@ -218,29 +207,55 @@ class TcpTransport:
     def _failed(self, what: str, exc: _Failed) -> CommsError:
         return CommsError(f"{self.name}: {what}: {exc}")
 
-    async def read_input(self, unit: int, address: int, count: int) -> list[int]:
+    def _decoded(self, frame: bytes, what: str) -> Reply:
+        """The reply in `frame`; one no request of ours gets drops the link (the bus reconnects)."""
         try:
-            reply = await self._exchange(unit, READ.pack(FC_READ_INPUT, address, count))
+            return decode_reply(frame[MBAP.size - 1], frame[MBAP.size:])
+        except Undecodable as exc:
+            error = CommsError(f"{self.name}: {what}: undecodable reply: {exc}")
+            if self._link is not None:
+                self._link.drop(error)
+            raise error from None
+
+    async def _read(self, function_code: int, unit: int, address: int, count: int) -> list[int]:
+        try:
+            frame = await self._exchange(unit, READ.pack(function_code, address, count))
         except _Failed as exc:
-            raise self._failed(f"read IR {address}+{count} unit {unit}", exc) from exc.__cause__
-        if (registers := read_registers(reply, FC_READ_INPUT, count, unit)) is not None:
+            raise self._failed(_read_what(function_code, address, count, unit), exc) from exc.__cause__
+        return self._registers(frame, function_code, address, count, unit)
+
+    def _registers(self, frame: bytes, function_code: int, address: int, count: int, unit: int) -> list[int]:
+        """The registers of a FC3/FC4 reply frame that passes hal/validate.py's checks, or its error."""
+        reply = self._decoded(frame, _read_what(function_code, address, count, unit))
+        if (registers := read_registers(reply, function_code, count, unit)) is not None:
             return registers
-        return check_read_reply(reply, function_code=FC_READ_INPUT, count=count, unit=unit,
-                                what=f"read IR {address}+{count} unit {unit}")
+        return check_read_reply(reply, function_code=function_code, count=count, unit=unit,
+                                what=_read_what(function_code, address, count, unit))
+
+    async def read_input(self, unit: int, address: int, count: int) -> list[int]:
+        return await self._read(FC_READ_INPUT, unit, address, count)
+
+    async def read_input_block(self, unit: int, address: int, count: int) -> bytes:
+        """The poll read: the registers as the reply carries them (2 bytes each, big-endian), after the same checks
+        as read_input. A reply that is exactly what was asked (its unit, FC4, the byte count, nothing more: every
+        value 16 bits by its framing) is taken as it came; any other is decoded and checked step by step."""
+        try:
+            frame = await self._exchange(unit, READ.pack(FC_READ_INPUT, address, count))
+        except _Failed as exc:
+            raise self._failed(_read_what(FC_READ_INPUT, address, count, unit), exc) from exc.__cause__
+        if len(frame) == 9 + 2 * count and frame[8] == 2 * count and frame[7] == FC_READ_INPUT and frame[6] == unit:
+            return frame[9:]
+        return u16_block(count).pack(*self._registers(frame, FC_READ_INPUT, address, count, unit))
 
     async def read_holding(self, unit: int, address: int, count: int) -> list[int]:
-        what = f"read HR {address}+{count} unit {unit}"
-        try:
-            reply = await self._exchange(unit, READ.pack(FC_READ_HOLDING, address, count))
-        except _Failed as exc:
-            raise self._failed(what, exc) from exc.__cause__
-        return check_read_reply(reply, function_code=FC_READ_HOLDING, count=count, unit=unit, what=what)
+        return await self._read(FC_READ_HOLDING, unit, address, count)
 
     async def write_register(self, unit: int, address: int, value: int) -> None:
         try:
-            reply = await self._exchange(unit, READ.pack(FC_WRITE_SINGLE, address, value))
+            frame = await self._exchange(unit, READ.pack(FC_WRITE_SINGLE, address, value))
         except _Failed as exc:
             raise self._failed(f"write HR {address}={value} unit {unit}", exc) from exc.__cause__
+        reply = self._decoded(frame, f"write HR {address}={value} unit {unit}")
         if not write_echoed(reply, FC_WRITE_SINGLE, address, 1, unit):
             check_write_reply(reply, function_code=FC_WRITE_SINGLE, address=address, count=1, unit=unit,
                               what=f"write HR {address}={value} unit {unit}")
@@ -249,12 +264,17 @@ class TcpTransport:
         what = f"write HR {address}={values} unit {unit}"
         pdu = struct.pack(f">BHHB{len(values)}H", FC_WRITE_MULTIPLE, address, len(values), 2 * len(values), *values)
         try:
-            reply = await self._exchange(unit, pdu)
+            frame = await self._exchange(unit, pdu)
         except _Failed as exc:
             raise self._failed(what, exc) from exc.__cause__
         check_write_reply(
-            reply, function_code=FC_WRITE_MULTIPLE, address=address, count=len(values), unit=unit, what=what
+            self._decoded(frame, what), function_code=FC_WRITE_MULTIPLE, address=address, count=len(values),
+            unit=unit, what=what
         )
+
+
+def _read_what(function_code: int, address: int, count: int, unit: int) -> str:
+    return f"read {'IR' if function_code == FC_READ_INPUT else 'HR'} {address}+{count} unit {unit}"
 
 
 class _Failed(Exception):

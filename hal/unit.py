@@ -24,7 +24,7 @@ from hal.profile import (
 )
 from hal.snapshot import PlcSnapshot
 
-_HEARTBEAT = int(HeaderInput.PLC_HEARTBEAT)
+_HEARTBEAT_AT = 2 * int(HeaderInput.PLC_HEARTBEAT)  # its first byte in a block read as bytes
 
 
 class Quality(StrEnum):
@@ -145,26 +145,22 @@ class UnitState:
     armed: bool = False
     last_scan_ms: int = 0
     ack_poll_at: float = 0.0  # when to read the acknowledgement of a command written (the next scan)
-    last_block: list[int] | None = None  # the words of the last GOOD reading, and its snapshot
+    last_block: bytes | None = None  # the block of the last GOOD reading as read, and its snapshot
     last_snapshot: PlcSnapshot | None = None
 
     def forget_block(self) -> None:
         """The next block is decoded and checked afresh (after any reading that was not GOOD)."""
         self.last_block = self.last_snapshot = None
 
-    def same_block(self, words: list[int], read_at: float) -> PlcSnapshot | None:
-        """The last GOOD snapshot with this read's heartbeat and time if every other word is as it was, else None.
+    def same_block(self, block: bytes, read_at: float) -> PlcSnapshot | None:
+        """The last GOOD snapshot with this read's heartbeat and time if every other byte is as it was, else None.
 
         PLC_HEARTBEAT changes every scan: it is left out of the comparison (the frozen check reads it)."""
         last, snap = self.last_block, self.last_snapshot
-        if last is None or snap is None or len(last) != len(words):
+        if (last is None or snap is None or len(last) != len(block) or block[:_HEARTBEAT_AT] != last[:_HEARTBEAT_AT]
+                or block[_HEARTBEAT_AT + 2:] != last[_HEARTBEAT_AT + 2:]):
             return None
-        heartbeat = words[_HEARTBEAT]
-        words[_HEARTBEAT] = last[_HEARTBEAT]
-        same = words == last
-        words[_HEARTBEAT] = heartbeat
-        if not same:
-            return None
+        heartbeat = block[_HEARTBEAT_AT] << 8 | block[_HEARTBEAT_AT + 1]
         return PlcSnapshot(snap.magic, snap.version, heartbeat, snap.plc_status, snap.slot_count, snap.scan_time_ms,
                            snap.config_crc32, snap.slots, read_at)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -124,6 +125,10 @@ class FakeTransport:
         if count < 1 or address + count > len(self.input):
             raise ExceptionReplyError(4, 2, "fake read IR")
         return list(self.input[address : address + count])
+
+    async def read_input_block(self, unit: int, address: int, count: int) -> bytes:
+        words = await self.read_input(unit, address, count)  # logged as a read_input
+        return struct.pack(f">{len(words)}H", *words)
 
     async def read_holding(self, unit: int, address: int, count: int) -> list[int]:
         await self._enter("read_holding", unit, address, count)
