@@ -24,6 +24,7 @@ from hal.profile import (
     SlotHolding,
     slot_base,
 )
+from hal.quiet_poll import QuietHandler, QuietPolls
 from hal.snapshot import PlcSnapshot, block_words, decode_block
 from hal.transport import Transport
 from hal.unit import CommandOutcome, PendingCommand, PlcReading, Problem, Quality, UnitSpec, UnitState
@@ -63,6 +64,7 @@ class Bus:
         comms_lost_polls: int,
         frozen_polls: int,
         on_reading: ReadingHandler,
+        on_quiet_reading: QuietHandler | None = None,
     ):
         self.transport = transport
         self.units = {u.name: UnitState(u) for u in units}
@@ -80,6 +82,10 @@ class Bus:
         self._reconnect_delay = RECONNECT_MIN_S
         self._next_connect_at = 0.0
         self._was_connected = False
+        poll_at = getattr(transport, "poll_at", None)  # a transport that can send a poll from a timer (hal/tcp.py)
+        self._quiet = (QuietPolls(self, *self.units.values(), poll_at, transport.cancel_poll, on_quiet_reading)  # type: ignore[attr-defined]
+                       if poll_at is not None and on_quiet_reading is not None and not self._shared
+                       and len(self._plans[units[0].name]) == 1 else None)
 
     # ----- public API -------------------------------------------------------------------------
 
@@ -103,6 +109,10 @@ class Bus:
                     # Python 3.11's wait_for (here and in pymodbus) swallows a cancel that arrives
                     # as its awaitable completes; the request stays counted, so honour it here.
                     raise asyncio.CancelledError
+                if self._quiet is not None and self._quiet.handed is not None:  # a quiet poll's reply, first
+                    unit = self._quiet.unit
+                    self._advance_grid(self._schedule[unit.spec.name], loop.time())
+                    await self._poll(unit)
                 if not self.transport.connected and not await self._try_connect():
                     await self._publish_failures("not connected")
                     next_poll = loop.time() + self.poll_s
@@ -121,9 +131,8 @@ class Bus:
                     now = loop.time()
                     if now >= schedule.next_poll_at or (unit.awaiting_ack and now >= unit.ack_poll_at):
                         unit.ack_poll_at = now + max(2 * (unit.last_scan_ms or 10) / 1000, ACK_REPOLL_MIN_S)
-                        if now >= schedule.next_poll_at:  # polls stay on a fixed grid; late ones don't shift it
-                            grid = schedule.next_poll_at + self.poll_s
-                            schedule.next_poll_at = grid if grid > now else now + self.poll_s
+                        if now >= schedule.next_poll_at:
+                            self._advance_grid(schedule, now)
                         if now < schedule.retry_at:
                             await self._publish_backed_off(unit, schedule)
                         else:
@@ -132,6 +141,11 @@ class Bus:
         finally:
             self._fail_pending("bus stopped")
             self.transport.close()
+
+    def _advance_grid(self, schedule: _Schedule, now: float) -> None:
+        """A poll is made: the next one is due a period later on a fixed grid (late polls don't shift it)."""
+        grid = schedule.next_poll_at + self.poll_s
+        schedule.next_poll_at = grid if grid > now else now + self.poll_s
 
     # ----- connection -------------------------------------------------------------------------
 
@@ -242,11 +256,16 @@ class Bus:
             if not unit.armed:
                 await self._arm_watchdog(unit)
             plan = self._plans[spec.name]
-            if len(plan) == 1:
-                block = await self.transport.read_input_block(spec.unit, *plan[0])
+            if self._quiet is not None and self._quiet.handed is not None:  # a quiet poll's reply, taken here
+                (block, read_at), self._quiet.handed = self._quiet.handed, None
+                if isinstance(block, CommsError):
+                    raise block
             else:
-                block = b"".join([await self.transport.read_input_block(spec.unit, a, n) for a, n in plan])
-            read_at = asyncio.get_running_loop().time()
+                if len(plan) == 1:
+                    block = await self.transport.read_input_block(spec.unit, *plan[0])
+                else:
+                    block = b"".join([await self.transport.read_input_block(spec.unit, a, n) for a, n in plan])
+                read_at = asyncio.get_running_loop().time()
             snap = unit.same_block(block, read_at) or decode_block(block_words(block), len(spec.slot_kinds), read_at)
         except CommsError as exc:
             self._note_failure(unit, str(exc))
@@ -378,17 +397,22 @@ class Bus:
         if delay <= 0:
             await asyncio.sleep(0)
             return
-        # A bare future and a timer that resolves it: cheaper than an Event, or a wait_for task, per sleep.
+        # A bare future and a timer that resolves it: cheaper than an Event, or a wait_for task, per sleep;
+        # or quiet polls (hal/quiet_poll.py) until one needs the task.
         self._waiter = waiter = loop.create_future()
-        timer = loop.call_later(delay + wake_slack_s(loop), _resolve, waiter)
+        quiet = self._quiet is not None and self._quiet.start(when)
+        timer = None if quiet else loop.call_later(delay + wake_slack_s(loop), _resolve, waiter)
         try:
             await waiter
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
+            elif self._quiet is not None:
+                self._quiet.stop()  # a reply still awaited is handed over, and taken first
             self._waiter = None
 
     def _wake_up(self) -> None:
-        if self._waiter is not None:
+        if self._waiter is not None and (self._quiet is None or self._quiet.stop()):  # else the reply wakes it
             _resolve(self._waiter)
 
 

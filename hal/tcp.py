@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hal.errors import CommsError, NotConnectedError
@@ -76,7 +77,7 @@ class _Link(asyncio.Protocol):
         self.name = name
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.waiting: tuple[int, asyncio.Future[bytes]] | None = None  # (transaction id, its reply frame)
+        self.waiting: tuple[int, asyncio.Future[bytes] | _Callback] | None = None  # (transaction id, its reply)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -92,9 +93,9 @@ class _Link(asyncio.Protocol):
         self._fail(error)
 
     def _fail(self, error: CommsError) -> None:
-        if self.waiting is not None and not self.waiting[1].done():
-            self.waiting[1].set_exception(error)
-        self.waiting = None
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None and not waiting[1].done():
+            waiting[1].set_exception(error)
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
@@ -126,8 +127,8 @@ class _Link(asyncio.Protocol):
         waiting = self.waiting
         if waiting is None or waiting[0] != tid or waiting[1].done():
             return  # the answer to a request that timed out, or to none: never taken as data
+        self.waiting = None  # before the reply is handed on: a callback runs at once (see _Callback)
         waiting[1].set_result(frame)
-        self.waiting = None
 
 
 class TcpTransport:
@@ -141,6 +142,9 @@ class TcpTransport:
         self._timeouts = 0
         self._deadline = 0.0  # when the exchange awaited now times out
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the connection
+        self._poll: tuple[int, int, int, Callable[[bytes | CommsError], None]] | None = None  # see poll_at
+        self._poll_timer: asyncio.TimerHandle | None = None
 
     @property
     def connected(self) -> bool:
@@ -153,9 +157,12 @@ class TcpTransport:
             _, link = await loop.create_connection(lambda: _Link(self.name), self.host, self.port)
         except OSError as exc:
             raise CommsError(f"{self.name}: connect failed: {exc}") from exc
-        self._link, self._timeouts = link, 0
+        self._link, self._timeouts, self._loop = link, 0, loop
 
     def close(self) -> None:
+        if self._poll_timer is not None:  # a poll_at not yet sent is dropped with the link
+            self._poll_timer.cancel()
+            self._poll_timer = self._poll = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -168,14 +175,8 @@ class TcpTransport:
         link = self._link
         if link is None or link.transport is None:
             raise NotConnectedError(f"{self.name}: not connected")
-        loop = asyncio.get_running_loop()
-        self._tid = tid = (self._tid + 1) & 0xFFFF
-        future: asyncio.Future[bytes] = loop.create_future()
-        link.waiting = (tid, future)
-        link.transport.write(MBAP.pack(tid, 0, 1 + len(pdu), unit) + pdu)
-        self._deadline = loop.time() + self.timeout_s
-        if self._timer is None:  # one timer at a time, left running across replies (see _on_timer)
-            self._timer = loop.call_at(self._deadline, self._on_timer)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._send(link, unit, pdu, future)
         try:
             frame = await future
         except TimeoutError:
@@ -191,6 +192,16 @@ class TcpTransport:
         self._timeouts = 0
         return frame
 
+    def _send(self, link: _Link, unit: int, pdu: bytes, waiter: asyncio.Future[bytes] | _Callback) -> None:
+        loop = self._loop
+        self._tid = tid = (self._tid + 1) & 0xFFFF
+        link.waiting = (tid, waiter)
+        assert link.transport is not None
+        link.transport.write(MBAP.pack(tid, 0, 1 + len(pdu), unit) + pdu)
+        self._deadline = loop.time() + self.timeout_s
+        if self._timer is None:  # one timer at a time, left running across replies (see _on_timer)
+            self._timer = loop.call_at(self._deadline, self._on_timer)
+
     def _on_timer(self) -> None:
         """The exchange awaited now times out once past its deadline; the timer is set again for a later one
         (an exchange that began after this timer was set), or left unset while none is awaited."""
@@ -200,7 +211,8 @@ class TcpTransport:
             return
         loop = asyncio.get_running_loop()
         if loop.time() >= self._deadline - TIMER_SLACK_S:
-            link.waiting[1].set_exception(TimeoutError())
+            waiting, link.waiting = link.waiting, None
+            waiting[1].set_exception(TimeoutError())
         else:
             self._timer = loop.call_at(self._deadline, self._on_timer)
 
@@ -243,9 +255,57 @@ class TcpTransport:
             frame = await self._exchange(unit, READ.pack(FC_READ_INPUT, address, count))
         except _Failed as exc:
             raise self._failed(_read_what(FC_READ_INPUT, address, count, unit), exc) from exc.__cause__
+        return self._block(frame, unit, address, count)
+
+    def _block(self, frame: bytes, unit: int, address: int, count: int) -> bytes:
         if len(frame) == 9 + 2 * count and frame[8] == 2 * count and frame[7] == FC_READ_INPUT and frame[6] == unit:
             return frame[9:]
         return u16_block(count).pack(*self._registers(frame, FC_READ_INPUT, address, count, unit))
+
+    def poll_at(self, when: float, unit: int, address: int, count: int,
+                on_block: Callable[[bytes | CommsError], None]) -> None:
+        """read_input_block sent by a timer at loop time `when`, its block (or the CommsError it ends in) handed to
+        `on_block`: no task wakes and no future is made for it. One at a time; cancel_poll() withdraws it."""
+        self._poll = (unit, address, count, on_block)
+        self._poll_timer = self._loop.call_at(when, self._send_poll)
+
+    def cancel_poll(self) -> bool:
+        """Withdraw a poll_at whose request is not out yet; False while one's reply is awaited (on_block will come)."""
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+            self._poll_timer = self._poll = None
+        return self._poll is None
+
+    def _send_poll(self) -> None:
+        self._poll_timer = None
+        assert self._poll is not None
+        unit, address, count, _ = self._poll
+        link = self._link
+        if link is None or link.transport is None:
+            self._polled(NotConnectedError(f"{self.name}: not connected"))
+        else:
+            self._send(link, unit, READ.pack(FC_READ_INPUT, address, count), _Callback(self._polled))
+
+    def _polled(self, outcome: bytes | BaseException) -> None:
+        """A poll_at's reply frame, or why none came, as read_input_block would return or raise it."""
+        assert self._poll is not None
+        (unit, address, count, on_block), self._poll = self._poll, None
+        if outcome.__class__ is bytes:
+            self._timeouts = 0
+            try:
+                block: bytes | CommsError = self._block(outcome, unit, address, count)  # type: ignore[arg-type]
+            except CommsError as exc:
+                block = exc
+            on_block(block)
+        elif isinstance(outcome, NotConnectedError):
+            on_block(outcome)
+        else:
+            reason = f"no reply within {self.timeout_s:g} s" if isinstance(outcome, TimeoutError) else str(outcome)
+            if isinstance(outcome, TimeoutError):
+                self._timeouts += 1
+                if self._timeouts >= MAX_TIMEOUTS and self._link is not None:
+                    self._link.drop(CommsError(f"{self.name}: {MAX_TIMEOUTS} timeouts in a row"))
+            on_block(CommsError(f"{self.name}: {_read_what(FC_READ_INPUT, address, count, unit)}: {reason}"))
 
     async def read_holding(self, unit: int, address: int, count: int) -> list[int]:
         return await self._read(FC_READ_HOLDING, unit, address, count)
@@ -275,6 +335,26 @@ class TcpTransport:
 
 def _read_what(function_code: int, address: int, count: int, unit: int) -> str:
     return f"read {'IR' if function_code == FC_READ_INPUT else 'HR'} {address}+{count} unit {unit}"
+
+
+class _Callback:
+    """In place of an exchange's future where no coroutine awaits the reply: its outcome goes to `callback` at once."""
+
+    __slots__ = ("callback", "_done")
+
+    def __init__(self, callback: Callable[[bytes | BaseException], None]) -> None:
+        self.callback, self._done = callback, False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, frame: bytes) -> None:
+        self._done = True
+        self.callback(frame)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._done = True
+        self.callback(error)
 
 
 class _Failed(Exception):

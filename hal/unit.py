@@ -24,6 +24,7 @@ from hal.profile import (
 )
 from hal.snapshot import PlcSnapshot
 
+_tuple_new = tuple.__new__
 _HEARTBEAT_AT = 2 * int(HeaderInput.PLC_HEARTBEAT)  # its first byte in a block read as bytes
 
 
@@ -161,8 +162,9 @@ class UnitState:
                 or block[_HEARTBEAT_AT + 2:] != last[_HEARTBEAT_AT + 2:]):
             return None
         heartbeat = block[_HEARTBEAT_AT] << 8 | block[_HEARTBEAT_AT + 1]
-        return PlcSnapshot(snap.magic, snap.version, heartbeat, snap.plc_status, snap.slot_count, snap.scan_time_ms,
-                           snap.config_crc32, snap.slots, read_at)
+        # tuple.__new__ as NamedTuple's own __new__ does it, without its Python frame (this runs for most polls)
+        return _tuple_new(PlcSnapshot, (snap.magic, snap.version, heartbeat, snap.plc_status, snap.slot_count,
+                                        snap.scan_time_ms, snap.config_crc32, snap.slots, read_at))
 
     def next_seq(self, slot: int) -> int:
         self.seq[slot] = next_command_seq(self.seq[slot])
