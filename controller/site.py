@@ -20,6 +20,7 @@ from controller.actions import command_device
 from controller.lockdown import Lockdown
 from hal.bus import Bus
 from hal.tcp import TcpTransport
+from hal.ticker import Ticker
 from hal.transport import Transport
 from hal.unit import PlcReading, Quality, UnitSpec
 
@@ -137,10 +138,11 @@ class Site:
 
     async def start(self) -> None:
         """Open one bus per TCP PLC and one per RS-485 line (every PLC on it a unit); nothing is commanded."""
+        ticker = Ticker()  # the quiet polls of every TCP PLC due at one time go out from one timer
         for plc in self.cfg.plc:
             if plc.bus is None:
                 assert plc.host is not None and plc.port is not None
-                transport = TcpTransport(plc.name, plc.host, plc.port, plc.timeout_ms / 1000)
+                transport = TcpTransport(plc.name, plc.host, plc.port, plc.timeout_ms / 1000, ticker)
                 self._start_bus(plc.name, transport, [plc], plc.timeout_ms / 1000)
         for line in self.cfg.bus:
             plcs = [p for p in self.cfg.plc if p.bus == line.name]

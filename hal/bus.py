@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -143,7 +144,12 @@ class Bus:
             self.transport.close()
 
     def _advance_grid(self, schedule: _Schedule, now: float) -> None:
-        """A poll is made: the next one is due a period later on a fixed grid (late polls don't shift it)."""
+        """A poll is made: the next one is due a period later on a fixed grid (late polls don't shift it). With
+        quiet polls the grid is the loop clock's multiples of the period, the same for every such bus of a site:
+        their polls due at one time go out together (hal/ticker.py)."""
+        if self._quiet is not None:
+            schedule.next_poll_at = math.ceil((now + self.poll_s / 2) / self.poll_s) * self.poll_s
+            return
         grid = schedule.next_poll_at + self.poll_s
         schedule.next_poll_at = grid if grid > now else now + self.poll_s
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hal.errors import CommsError, NotConnectedError
+from hal.ticker import Ticker
 from hal.transport import FC_READ_HOLDING, FC_READ_INPUT, FC_WRITE_MULTIPLE, FC_WRITE_SINGLE
 from hal.validate import check_read_reply, check_write_reply, read_registers, u16_block, write_echoed
 
@@ -134,7 +135,7 @@ class _Link(asyncio.Protocol):
 class TcpTransport:
     """Modbus TCP to one PLC: no retries or reconnects of its own; the bus decides when to retry."""
 
-    def __init__(self, name: str, host: str, port: int, timeout_s: float):
+    def __init__(self, name: str, host: str, port: int, timeout_s: float, ticker: Ticker | None = None):
         self.name = name
         self.host, self.port, self.timeout_s = host, port, timeout_s
         self._link: _Link | None = None
@@ -144,7 +145,8 @@ class TcpTransport:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the connection
         self._poll: tuple[int, int, int, Callable[[bytes | CommsError], None]] | None = None  # see poll_at
-        self._poll_timer: asyncio.TimerHandle | None = None
+        self._ticker = ticker or Ticker()  # a site's one Ticker sends the polls of all its PLCs due at one time
+        self._poll_batch: list[Callable[[], None]] | None = None  # a poll_at not sent yet: the batch it is in
 
     @property
     def connected(self) -> bool:
@@ -160,9 +162,9 @@ class TcpTransport:
         self._link, self._timeouts, self._loop = link, 0, loop
 
     def close(self) -> None:
-        if self._poll_timer is not None:  # a poll_at not yet sent is dropped with the link
-            self._poll_timer.cancel()
-            self._poll_timer = self._poll = None
+        if self._poll_batch is not None:  # a poll_at not yet sent is dropped with the link
+            self._ticker.cancel(self._poll_batch, self._send_poll)
+            self._poll_batch = self._poll = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -265,19 +267,20 @@ class TcpTransport:
     def poll_at(self, when: float, unit: int, address: int, count: int,
                 on_block: Callable[[bytes | CommsError], None]) -> None:
         """read_input_block sent by a timer at loop time `when`, its block (or the CommsError it ends in) handed to
-        `on_block`: no task wakes and no future is made for it. One at a time; cancel_poll() withdraws it."""
+        `on_block`: no task wakes and no future is made for it. One at a time; cancel_poll() withdraws it. The
+        polls of every transport sharing a Ticker due at the same time go out from one timer."""
         self._poll = (unit, address, count, on_block)
-        self._poll_timer = self._loop.call_at(when, self._send_poll)
+        self._poll_batch = self._ticker.at(when, self._send_poll)
 
     def cancel_poll(self) -> bool:
         """Withdraw a poll_at whose request is not out yet; False while one's reply is awaited (on_block will come)."""
-        if self._poll_timer is not None:
-            self._poll_timer.cancel()
-            self._poll_timer = self._poll = None
+        if self._poll_batch is not None:
+            self._ticker.cancel(self._poll_batch, self._send_poll)
+            self._poll_batch = self._poll = None
         return self._poll is None
 
     def _send_poll(self) -> None:
-        self._poll_timer = None
+        self._poll_batch = None
         assert self._poll is not None
         unit, address, count, _ = self._poll
         link = self._link
