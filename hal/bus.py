@@ -19,14 +19,12 @@ import structlog
 from hal.event_loop import wake_slack_s
 from hal.errors import BadReplyError, CommsError, ExceptionReplyError
 from hal.profile import (
-    WATCHDOG_OFF,
-    AckResult,
     HeaderHolding,
     SlotHolding,
     slot_base,
 )
 from hal.quiet_poll import QuietHandler, QuietPolls
-from hal.snapshot import PlcSnapshot, block_words, decode_block
+from hal.snapshot import block_words, decode_block
 from hal.transport import Transport
 from hal.unit import CommandOutcome, PendingCommand, PlcReading, Problem, Quality, UnitSpec, UnitState
 
@@ -193,14 +191,10 @@ class Bus:
         await self.transport.write_register(spec.unit, HeaderHolding.WATCHDOG_TIMEOUT_MS, spec.watchdog_ms)
         (unit.watchdog_readback,) = await self.transport.read_holding(spec.unit, HeaderHolding.WATCHDOG_TIMEOUT_MS, 1)
         unit.forget_block()  # the readback is part of every reading: the next one is checked afresh
-        unit.next_heartbeat_at = asyncio.get_running_loop().time() + self._heartbeat_period(spec)
+        unit.next_heartbeat_at = asyncio.get_running_loop().time() + spec.heartbeat_period_s
         self._heartbeats_due = min(self._heartbeats_due, unit.next_heartbeat_at)
         unit.armed = True
         log.info("watchdog_armed", plc=spec.name, configured_ms=spec.watchdog_ms, readback_ms=unit.watchdog_readback)
-
-    @staticmethod
-    def _heartbeat_period(spec: UnitSpec) -> float:
-        return (spec.watchdog_ms / 1000) / 4 if spec.watchdog_ms != WATCHDOG_OFF else 1.0
 
     # ----- exchanges --------------------------------------------------------------------------
 
@@ -247,11 +241,11 @@ class Bus:
                 await self.transport.write_register(
                     unit.spec.unit, HeaderHolding.SUPERVISOR_HEARTBEAT, unit.heartbeat_out
                 )
-                unit.next_heartbeat_at = now + self._heartbeat_period(unit.spec)
+                unit.next_heartbeat_at = now + unit.spec.heartbeat_period_s
             except CommsError as exc:
                 # Retry at the next poll at the latest, not at once: a due time left in the past
                 # would make the bus loop on failing heartbeat writes without ever sleeping.
-                unit.next_heartbeat_at = now + min(self.poll_s, self._heartbeat_period(unit.spec))
+                unit.next_heartbeat_at = now + min(self.poll_s, unit.spec.heartbeat_period_s)
                 self._note_failure(unit, str(exc))
                 await self._publish_failed_write(unit, exc)
         self._heartbeats_due = min((u.next_heartbeat_at for u in self.units.values() if u.armed), default=float("inf"))
@@ -276,7 +270,7 @@ class Bus:
         except CommsError as exc:
             self._note_failure(unit, str(exc))
             if unit.awaiting_ack:
-                self._check_acks(unit, None)
+                unit.check_acks(None, asyncio.get_running_loop().time())
             kind = Problem.BAD_REPLY if isinstance(exc, BadReplyError | ExceptionReplyError) else Problem.COMMS
             await self._publish(unit, str(exc), kind)
             return
@@ -285,7 +279,7 @@ class Bus:
         unchanged = snap.slots is (unit.last_snapshot.slots if unit.last_snapshot is not None else None)
         # an unchanged block has the identity the last GOOD one had: none of its words differ
         identity = None if unchanged else spec.identity_problem(snap)
-        frozen = None if identity else self._frozen_problem(unit, snap)
+        frozen = None if identity else unit.frozen_problem(snap, self.frozen_polls)
         problem = identity or frozen
         kind = Problem.WRONG_PROGRAM if identity else Problem.FROZEN if frozen else None
         unit.good = problem is None
@@ -294,40 +288,13 @@ class Bus:
             for slot, slot_snap in enumerate(snap.slots):
                 unit.seq.setdefault(slot, slot_snap.ack_seq)
         if unit.awaiting_ack:
-            self._check_acks(unit, snap if unit.good else None)
+            unit.check_acks(snap if unit.good else None, asyncio.get_running_loop().time())
         if not unit.good:
             await self._publish(unit, problem, kind)
             return
         unit.last_block, unit.last_snapshot = block, snap
         await self._on_reading(PlcReading(spec.name, Quality.GOOD, snap, None, False, 0, unit.watchdog_readback,
                                           unchanged=unchanged))
-
-    def _frozen_problem(self, unit: UnitState, snap: PlcSnapshot) -> str | None:
-        if snap.heartbeat == unit.last_plc_heartbeat:
-            unit.unchanged_heartbeats += 1
-        else:
-            unit.unchanged_heartbeats = 0
-        unit.last_plc_heartbeat = snap.heartbeat
-        if unit.unchanged_heartbeats >= self.frozen_polls:
-            return f"PLC frozen: PLC_HEARTBEAT unchanged for {unit.unchanged_heartbeats} polls"
-        return None
-
-    def _check_acks(self, unit: UnitState, snap: PlcSnapshot | None) -> None:
-        """Resolve commands acknowledged in `snap` (None: no valid data this poll) or past their deadline."""
-        now = asyncio.get_running_loop().time()
-        for slot, cmd in list(unit.awaiting_ack.items()):
-            slot_snap = snap.slots[slot] if snap is not None else None
-            if slot_snap is not None and slot_snap.ack_seq == cmd.seq:
-                try:
-                    result = AckResult(slot_snap.ack_result)
-                except ValueError:
-                    cmd.future.set_exception(BadReplyError(f"slot {slot}: ACK_RESULT {slot_snap.ack_result} unknown"))
-                else:
-                    cmd.future.set_result(CommandOutcome(acknowledged=True, result=result, seq=cmd.seq))
-                del unit.awaiting_ack[slot]
-            elif now >= cmd.deadline:
-                cmd.future.set_result(CommandOutcome(acknowledged=False, result=None, seq=cmd.seq))
-                del unit.awaiting_ack[slot]
 
     # ----- bookkeeping ------------------------------------------------------------------------
 
@@ -349,7 +316,7 @@ class Bus:
 
     async def _publish_backed_off(self, unit: UnitState, schedule: _Schedule) -> None:
         """A reading for a lost unit between its retries: no exchange on the line, quality not GOOD."""
-        self._check_acks(unit, None)
+        unit.check_acks(None, asyncio.get_running_loop().time())
         await self._publish(
             unit, f"{schedule.last_reason} (no answer; retried every {schedule.retry_delay:g} s)"
         )

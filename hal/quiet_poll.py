@@ -90,7 +90,7 @@ class QuietPolls:
                                           True))  # PlcReading(..., unchanged=True) without NamedTuple's Python frame
         if not self._on_quiet_reading(reading):
             return False
-        bus._frozen_problem(unit, snap)  # counts the heartbeat (not frozen: checked above)
+        unit.frozen_problem(snap, bus.frozen_polls)  # counts the heartbeat (not frozen: checked above)
         unit.last_block, unit.last_snapshot = block, snap
         bus._advance_grid(self._schedule, now)
         return True

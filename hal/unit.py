@@ -14,6 +14,7 @@ from hal.profile import (
     PROFILE_MAGIC,
     PROFILE_VERSION,
     SLOTS_PER_READ_WITH_HEADER,
+    WATCHDOG_OFF,
     AckResult,
     HeaderInput,
     Kind,
@@ -22,6 +23,7 @@ from hal.profile import (
     next_command_seq,
     slot_base,
 )
+from hal.errors import BadReplyError
 from hal.snapshot import PlcSnapshot
 
 _tuple_new = tuple.__new__
@@ -62,6 +64,11 @@ class UnitSpec:
         if n > first:
             plan.append((slot_base(first), input_block_size(n) - input_block_size(first)))
         return plan
+
+    @property
+    def heartbeat_period_s(self) -> float:
+        """How often SUPERVISOR_HEARTBEAT is written: a quarter of the watchdog timeout (1 s with the watchdog off)."""
+        return (self.watchdog_ms / 1000) / 4 if self.watchdog_ms != WATCHDOG_OFF else 1.0
 
     @cached_property
     def expected_crc32(self) -> int:
@@ -165,6 +172,33 @@ class UnitState:
         # tuple.__new__ as NamedTuple's own __new__ does it, without its Python frame (this runs for most polls)
         return _tuple_new(PlcSnapshot, (snap.magic, snap.version, heartbeat, snap.plc_status, snap.slot_count,
                                         snap.scan_time_ms, snap.config_crc32, snap.slots, read_at))
+
+    def frozen_problem(self, snap: PlcSnapshot, frozen_polls: int) -> str | None:
+        """Count the polls PLC_HEARTBEAT stayed the same; why the PLC is frozen once they reach `frozen_polls`."""
+        if snap.heartbeat == self.last_plc_heartbeat:
+            self.unchanged_heartbeats += 1
+        else:
+            self.unchanged_heartbeats = 0
+        self.last_plc_heartbeat = snap.heartbeat
+        if self.unchanged_heartbeats >= frozen_polls:
+            return f"PLC frozen: PLC_HEARTBEAT unchanged for {self.unchanged_heartbeats} polls"
+        return None
+
+    def check_acks(self, snap: PlcSnapshot | None, now: float) -> None:
+        """Resolve commands acknowledged in `snap` (None: no valid data this poll) or past their deadline at `now`."""
+        for slot, cmd in list(self.awaiting_ack.items()):
+            slot_snap = snap.slots[slot] if snap is not None else None
+            if slot_snap is not None and slot_snap.ack_seq == cmd.seq:
+                try:
+                    result = AckResult(slot_snap.ack_result)
+                except ValueError:
+                    cmd.future.set_exception(BadReplyError(f"slot {slot}: ACK_RESULT {slot_snap.ack_result} unknown"))
+                else:
+                    cmd.future.set_result(CommandOutcome(acknowledged=True, result=result, seq=cmd.seq))
+                del self.awaiting_ack[slot]
+            elif now >= cmd.deadline:
+                cmd.future.set_result(CommandOutcome(acknowledged=False, result=None, seq=cmd.seq))
+                del self.awaiting_ack[slot]
 
     def next_seq(self, slot: int) -> int:
         self.seq[slot] = next_command_seq(self.seq[slot])
