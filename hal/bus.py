@@ -108,7 +108,9 @@ class Bus:
                     # Python 3.11's wait_for (here and in pymodbus) swallows a cancel that arrives
                     # as its awaitable completes; the request stays counted, so honour it here.
                     raise asyncio.CancelledError
-                if self._quiet is not None and self._quiet.handed is not None:  # a quiet poll's reply, first
+                if self._quiet is not None and self._quiet.handed is not None:  # a quiet poll's reply, first ...
+                    if self._commands and not isinstance(self._quiet.handed[0], CommsError):
+                        await self._send_commands()  # ... but for the commands that woke the task: not kept waiting
                     unit = self._quiet.unit
                     self._advance_grid(self._schedule[unit.spec.name], loop.time())
                     await self._poll(unit)
