@@ -81,10 +81,11 @@ class Bus:
         self._reconnect_delay = RECONNECT_MIN_S
         self._next_connect_at = 0.0
         self._was_connected = False
+        self._quiet: QuietPolls | None = None  # a lone unit read in one request, on a transport with poll_at
         poll_at = getattr(transport, "poll_at", None)  # a transport that can send a poll from a timer (hal/tcp.py)
-        self._quiet = (QuietPolls(self, *self.units.values(), poll_at, transport.cancel_poll, on_quiet_reading)  # type: ignore[attr-defined]
-                       if poll_at is not None and on_quiet_reading is not None and not self._shared
-                       and len(self._plans[units[0].name]) == 1 else None)
+        if poll_at is not None and on_quiet_reading is not None and len(units) == 1 and len(units[0].read_plan()) == 1:
+            cancel_poll = transport.cancel_poll  # type: ignore[attr-defined]
+            self._quiet = QuietPolls(self, self.units[units[0].name], poll_at, cancel_poll, on_quiet_reading)
 
     # ----- public API -------------------------------------------------------------------------
 

@@ -47,7 +47,8 @@ class QuietPolls:
                 and when >= schedule.retry_at and bus.transport.connected)
 
     def start(self, when: float) -> bool:
-        """Poll quietly from `when` on if the unit is quiet then (True); the bus's waiter is resolved when it must wake."""
+        """Poll quietly from `when` on if the unit is quiet then (True); the bus's waiter is resolved when it must
+        wake."""
         if self.running or self.handed is not None or not self.quiet(when):
             return False
         self.running, self._stop_asked = True, False
@@ -68,7 +69,8 @@ class QuietPolls:
     def _on_block(self, outcome: bytes | CommsError) -> None:
         now = self._time()
         try:
-            if outcome.__class__ is bytes and not self._stop_asked and self._took(outcome, now):  # type: ignore[arg-type]
+            block = outcome if outcome.__class__ is bytes else None
+            if block is not None and not self._stop_asked and self._took(block, now):  # type: ignore[arg-type]
                 if self.quiet(self._schedule.next_poll_at):
                     self._poll_at(self._schedule.next_poll_at, self.unit.spec.unit, self._address, self._count,
                                   self._on_block)
