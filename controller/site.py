@@ -20,6 +20,7 @@ from controller.actions import command_device
 from controller.lockdown import Lockdown
 from hal.bus import Bus
 from hal.tcp import TcpTransport
+from hal.ticker import Ticker
 from hal.transport import Transport
 from hal.unit import PlcReading, Quality, UnitSpec
 
@@ -48,8 +49,11 @@ class PlcView:
                 "polls": self.polls, "polls_ok": self.polls_ok}
 
 
+_GOOD = Quality.GOOD  # (an Enum attribute costs a metaclass lookup each time)
+
+
 def comms_word(reading: PlcReading) -> str:
-    if reading.quality is Quality.GOOD:
+    if reading.quality is _GOOD:
         return "ok"
     if reading.comms_lost:
         return "lost"
@@ -134,10 +138,11 @@ class Site:
 
     async def start(self) -> None:
         """Open one bus per TCP PLC and one per RS-485 line (every PLC on it a unit); nothing is commanded."""
+        ticker = Ticker()  # the quiet polls of every TCP PLC due at one time go out from one timer
         for plc in self.cfg.plc:
             if plc.bus is None:
                 assert plc.host is not None and plc.port is not None
-                transport = TcpTransport(plc.name, plc.host, plc.port, plc.timeout_ms / 1000)
+                transport = TcpTransport(plc.name, plc.host, plc.port, plc.timeout_ms / 1000, ticker)
                 self._start_bus(plc.name, transport, [plc], plc.timeout_ms / 1000)
         for line in self.cfg.bus:
             plcs = [p for p in self.cfg.plc if p.bus == line.name]
@@ -164,6 +169,7 @@ class Site:
             comms_lost_polls=site.comms_lost_polls,
             frozen_polls=site.frozen_polls,
             on_reading=self._on_reading,
+            on_quiet_reading=self._take_quietly,
         )
         for plc in plcs:
             self.buses[plc.name] = bus  # keyed by PLC: a command finds its PLC's bus
@@ -188,10 +194,24 @@ class Site:
     def devices_on(self, plc: str) -> list[Device]:
         return self._devices_by_plc[plc]
 
+    def _take_quietly(self, reading: PlcReading) -> bool:
+        """Take an unchanged GOOD block of a calm PLC whole (True): its devices, their alarms and its lanes show
+        what they showed; else False, nothing done (see _calm_until_after)."""
+        plc, view = reading.plc, self.plcs[reading.plc]
+        if not (view.comms == "ok" and asyncio.get_running_loop().time() < self._calm_until[plc]
+                and (not self._lanes_on[plc] or self._lanes_left[plc] == self._lanes_shown(plc))):
+            return False
+        view.polls += 1
+        view.polls_ok += 1
+        view.reason, view.watchdog_readback = None, reading.watchdog_readback
+        return True
+
     async def _on_reading(self, reading: PlcReading) -> None:
+        if reading.unchanged and self._take_quietly(reading):
+            return
         view = self.plcs[reading.plc]
         view.polls += 1
-        if reading.quality is Quality.GOOD:
+        if reading.quality is _GOOD:
             view.polls_ok += 1
         comms = comms_word(reading)
         if comms != view.comms:
@@ -206,9 +226,6 @@ class Site:
             self.alarms.sync(reading.plc, self._plc_conditions[reading.plc].update(reading))
         plc = reading.plc
         now = asyncio.get_running_loop().time()
-        if reading.unchanged and now < self._calm_until[plc] and (
-                not self._lanes_on[plc] or self._lanes_left[plc] == self._lanes_shown(plc)):
-            return  # an unchanged block of a calm PLC: its devices, their alarms and its lanes show what they showed
         self._stirred.discard(plc)
         slots = reading.snapshot.slots if reading.snapshot is not None else None
         in_flight = self.store.in_flight

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -18,13 +19,12 @@ import structlog
 from hal.event_loop import wake_slack_s
 from hal.errors import BadReplyError, CommsError, ExceptionReplyError
 from hal.profile import (
-    WATCHDOG_OFF,
-    AckResult,
     HeaderHolding,
     SlotHolding,
     slot_base,
 )
-from hal.snapshot import PlcSnapshot, decode_block
+from hal.quiet_poll import QuietHandler, QuietPolls
+from hal.snapshot import block_words, decode_block
 from hal.transport import Transport
 from hal.unit import CommandOutcome, PendingCommand, PlcReading, Problem, Quality, UnitSpec, UnitState
 
@@ -63,6 +63,7 @@ class Bus:
         comms_lost_polls: int,
         frozen_polls: int,
         on_reading: ReadingHandler,
+        on_quiet_reading: QuietHandler | None = None,
     ):
         self.transport = transport
         self.units = {u.name: UnitState(u) for u in units}
@@ -80,6 +81,11 @@ class Bus:
         self._reconnect_delay = RECONNECT_MIN_S
         self._next_connect_at = 0.0
         self._was_connected = False
+        self._quiet: QuietPolls | None = None  # a lone unit read in one request, on a transport with poll_at
+        poll_at = getattr(transport, "poll_at", None)  # a transport that can send a poll from a timer (hal/tcp.py)
+        if poll_at is not None and on_quiet_reading is not None and len(units) == 1 and len(units[0].read_plan()) == 1:
+            cancel_poll = transport.cancel_poll  # type: ignore[attr-defined]
+            self._quiet = QuietPolls(self, self.units[units[0].name], poll_at, cancel_poll, on_quiet_reading)
 
     # ----- public API -------------------------------------------------------------------------
 
@@ -103,6 +109,12 @@ class Bus:
                     # Python 3.11's wait_for (here and in pymodbus) swallows a cancel that arrives
                     # as its awaitable completes; the request stays counted, so honour it here.
                     raise asyncio.CancelledError
+                if self._quiet is not None and self._quiet.handed is not None:  # a quiet poll's reply, first ...
+                    if self._commands and not isinstance(self._quiet.handed[0], CommsError):
+                        await self._send_commands()  # ... but for the commands that woke the task: not kept waiting
+                    unit = self._quiet.unit
+                    self._advance_grid(self._schedule[unit.spec.name], loop.time())
+                    await self._poll(unit)
                 if not self.transport.connected and not await self._try_connect():
                     await self._publish_failures("not connected")
                     next_poll = loop.time() + self.poll_s
@@ -121,9 +133,8 @@ class Bus:
                     now = loop.time()
                     if now >= schedule.next_poll_at or (unit.awaiting_ack and now >= unit.ack_poll_at):
                         unit.ack_poll_at = now + max(2 * (unit.last_scan_ms or 10) / 1000, ACK_REPOLL_MIN_S)
-                        if now >= schedule.next_poll_at:  # polls stay on a fixed grid; late ones don't shift it
-                            grid = schedule.next_poll_at + self.poll_s
-                            schedule.next_poll_at = grid if grid > now else now + self.poll_s
+                        if now >= schedule.next_poll_at:
+                            self._advance_grid(schedule, now)
                         if now < schedule.retry_at:
                             await self._publish_backed_off(unit, schedule)
                         else:
@@ -132,6 +143,16 @@ class Bus:
         finally:
             self._fail_pending("bus stopped")
             self.transport.close()
+
+    def _advance_grid(self, schedule: _Schedule, now: float) -> None:
+        """A poll is made: the next one is due a period later on a fixed grid (late polls don't shift it). With
+        quiet polls the grid is the loop clock's multiples of the period, the same for every such bus of a site:
+        their polls due at one time go out together (hal/ticker.py)."""
+        if self._quiet is not None:
+            schedule.next_poll_at = math.ceil((now + self.poll_s / 2) / self.poll_s) * self.poll_s
+            return
+        grid = schedule.next_poll_at + self.poll_s
+        schedule.next_poll_at = grid if grid > now else now + self.poll_s
 
     # ----- connection -------------------------------------------------------------------------
 
@@ -173,14 +194,10 @@ class Bus:
         await self.transport.write_register(spec.unit, HeaderHolding.WATCHDOG_TIMEOUT_MS, spec.watchdog_ms)
         (unit.watchdog_readback,) = await self.transport.read_holding(spec.unit, HeaderHolding.WATCHDOG_TIMEOUT_MS, 1)
         unit.forget_block()  # the readback is part of every reading: the next one is checked afresh
-        unit.next_heartbeat_at = asyncio.get_running_loop().time() + self._heartbeat_period(spec)
+        unit.next_heartbeat_at = asyncio.get_running_loop().time() + spec.heartbeat_period_s
         self._heartbeats_due = min(self._heartbeats_due, unit.next_heartbeat_at)
         unit.armed = True
         log.info("watchdog_armed", plc=spec.name, configured_ms=spec.watchdog_ms, readback_ms=unit.watchdog_readback)
-
-    @staticmethod
-    def _heartbeat_period(spec: UnitSpec) -> float:
-        return (spec.watchdog_ms / 1000) / 4 if spec.watchdog_ms != WATCHDOG_OFF else 1.0
 
     # ----- exchanges --------------------------------------------------------------------------
 
@@ -227,11 +244,11 @@ class Bus:
                 await self.transport.write_register(
                     unit.spec.unit, HeaderHolding.SUPERVISOR_HEARTBEAT, unit.heartbeat_out
                 )
-                unit.next_heartbeat_at = now + self._heartbeat_period(unit.spec)
+                unit.next_heartbeat_at = now + unit.spec.heartbeat_period_s
             except CommsError as exc:
                 # Retry at the next poll at the latest, not at once: a due time left in the past
                 # would make the bus loop on failing heartbeat writes without ever sleeping.
-                unit.next_heartbeat_at = now + min(self.poll_s, self._heartbeat_period(unit.spec))
+                unit.next_heartbeat_at = now + min(self.poll_s, unit.spec.heartbeat_period_s)
                 self._note_failure(unit, str(exc))
                 await self._publish_failed_write(unit, exc)
         self._heartbeats_due = min((u.next_heartbeat_at for u in self.units.values() if u.armed), default=float("inf"))
@@ -242,18 +259,21 @@ class Bus:
             if not unit.armed:
                 await self._arm_watchdog(unit)
             plan = self._plans[spec.name]
-            if len(plan) == 1:
-                words = await self.transport.read_input(spec.unit, *plan[0])
+            if self._quiet is not None and self._quiet.handed is not None:  # a quiet poll's reply, taken here
+                (block, read_at), self._quiet.handed = self._quiet.handed, None
+                if isinstance(block, CommsError):
+                    raise block
             else:
-                words = []
-                for address, count in plan:
-                    words += await self.transport.read_input(spec.unit, address, count)
-            read_at = asyncio.get_running_loop().time()
-            snap = unit.same_block(words, read_at) or decode_block(words, len(spec.slot_kinds), read_at)
+                if len(plan) == 1:
+                    block = await self.transport.read_input_block(spec.unit, *plan[0])
+                else:
+                    block = b"".join([await self.transport.read_input_block(spec.unit, a, n) for a, n in plan])
+                read_at = asyncio.get_running_loop().time()
+            snap = unit.same_block(block, read_at) or decode_block(block_words(block), len(spec.slot_kinds), read_at)
         except CommsError as exc:
             self._note_failure(unit, str(exc))
             if unit.awaiting_ack:
-                self._check_acks(unit, None)
+                unit.check_acks(None, asyncio.get_running_loop().time())
             kind = Problem.BAD_REPLY if isinstance(exc, BadReplyError | ExceptionReplyError) else Problem.COMMS
             await self._publish(unit, str(exc), kind)
             return
@@ -262,7 +282,7 @@ class Bus:
         unchanged = snap.slots is (unit.last_snapshot.slots if unit.last_snapshot is not None else None)
         # an unchanged block has the identity the last GOOD one had: none of its words differ
         identity = None if unchanged else spec.identity_problem(snap)
-        frozen = None if identity else self._frozen_problem(unit, snap)
+        frozen = None if identity else unit.frozen_problem(snap, self.frozen_polls)
         problem = identity or frozen
         kind = Problem.WRONG_PROGRAM if identity else Problem.FROZEN if frozen else None
         unit.good = problem is None
@@ -271,40 +291,13 @@ class Bus:
             for slot, slot_snap in enumerate(snap.slots):
                 unit.seq.setdefault(slot, slot_snap.ack_seq)
         if unit.awaiting_ack:
-            self._check_acks(unit, snap if unit.good else None)
+            unit.check_acks(snap if unit.good else None, asyncio.get_running_loop().time())
         if not unit.good:
             await self._publish(unit, problem, kind)
             return
-        unit.last_block, unit.last_snapshot = words, snap
+        unit.last_block, unit.last_snapshot = block, snap
         await self._on_reading(PlcReading(spec.name, Quality.GOOD, snap, None, False, 0, unit.watchdog_readback,
                                           unchanged=unchanged))
-
-    def _frozen_problem(self, unit: UnitState, snap: PlcSnapshot) -> str | None:
-        if snap.heartbeat == unit.last_plc_heartbeat:
-            unit.unchanged_heartbeats += 1
-        else:
-            unit.unchanged_heartbeats = 0
-        unit.last_plc_heartbeat = snap.heartbeat
-        if unit.unchanged_heartbeats >= self.frozen_polls:
-            return f"PLC frozen: PLC_HEARTBEAT unchanged for {unit.unchanged_heartbeats} polls"
-        return None
-
-    def _check_acks(self, unit: UnitState, snap: PlcSnapshot | None) -> None:
-        """Resolve commands acknowledged in `snap` (None: no valid data this poll) or past their deadline."""
-        now = asyncio.get_running_loop().time()
-        for slot, cmd in list(unit.awaiting_ack.items()):
-            slot_snap = snap.slots[slot] if snap is not None else None
-            if slot_snap is not None and slot_snap.ack_seq == cmd.seq:
-                try:
-                    result = AckResult(slot_snap.ack_result)
-                except ValueError:
-                    cmd.future.set_exception(BadReplyError(f"slot {slot}: ACK_RESULT {slot_snap.ack_result} unknown"))
-                else:
-                    cmd.future.set_result(CommandOutcome(acknowledged=True, result=result, seq=cmd.seq))
-                del unit.awaiting_ack[slot]
-            elif now >= cmd.deadline:
-                cmd.future.set_result(CommandOutcome(acknowledged=False, result=None, seq=cmd.seq))
-                del unit.awaiting_ack[slot]
 
     # ----- bookkeeping ------------------------------------------------------------------------
 
@@ -326,7 +319,7 @@ class Bus:
 
     async def _publish_backed_off(self, unit: UnitState, schedule: _Schedule) -> None:
         """A reading for a lost unit between its retries: no exchange on the line, quality not GOOD."""
-        self._check_acks(unit, None)
+        unit.check_acks(None, asyncio.get_running_loop().time())
         await self._publish(
             unit, f"{schedule.last_reason} (no answer; retried every {schedule.retry_delay:g} s)"
         )
@@ -380,17 +373,22 @@ class Bus:
         if delay <= 0:
             await asyncio.sleep(0)
             return
-        # A bare future and a timer that resolves it: cheaper than an Event, or a wait_for task, per sleep.
+        # A bare future and a timer that resolves it: cheaper than an Event, or a wait_for task, per sleep;
+        # or quiet polls (hal/quiet_poll.py) until one needs the task.
         self._waiter = waiter = loop.create_future()
-        timer = loop.call_later(delay + wake_slack_s(loop), _resolve, waiter)
+        quiet = self._quiet is not None and self._quiet.start(when)
+        timer = None if quiet else loop.call_later(delay + wake_slack_s(loop), _resolve, waiter)
         try:
             await waiter
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
+            elif self._quiet is not None:
+                self._quiet.stop()  # a reply still awaited is handed over, and taken first
             self._waiter = None
 
     def _wake_up(self) -> None:
-        if self._waiter is not None:
+        if self._waiter is not None and (self._quiet is None or self._quiet.stop()):  # else the reply wakes it
             _resolve(self._waiter)
 
 

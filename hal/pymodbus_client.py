@@ -10,7 +10,7 @@ from pymodbus.pdu.register_message import ReadHoldingRegistersResponse, ReadInpu
 
 from hal.errors import CommsError, NotConnectedError
 from hal.transport import FC_READ_HOLDING, FC_READ_INPUT, FC_WRITE_MULTIPLE, FC_WRITE_SINGLE
-from hal.validate import check_read_reply, check_write_reply
+from hal.validate import check_read_reply, check_write_reply, u16_block
 
 
 class _ReadHoldingReply(ReadHoldingRegistersResponse):
@@ -74,6 +74,9 @@ class PymodbusTransport:
             what, lambda: self._client.read_input_registers(address, count=count, device_id=unit)
         )
         return check_read_reply(reply, function_code=FC_READ_INPUT, count=count, unit=unit, what=what)
+
+    async def read_input_block(self, unit: int, address: int, count: int) -> bytes:
+        return u16_block(count).pack(*await self.read_input(unit, address, count))
 
     async def read_holding(self, unit: int, address: int, count: int) -> list[int]:
         what = f"read HR {address}+{count} unit {unit}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 from hal.errors import BadReplyError
@@ -80,6 +81,11 @@ def decode_slot(words: list[int], slot: int) -> SlotSnapshot:
         words[_LAST_TRAVEL_MS],
         join_u32(words[_CYCLE_COUNT], words[_CYCLE_COUNT + 1]),
     )
+
+
+def block_words(block: bytes) -> list[int]:
+    """The registers of a block read as Modbus carries them (2 bytes each, big-endian)."""
+    return list(struct.unpack(f">{len(block) // 2}H", block))
 
 
 def decode_block(words: list[int], slot_count: int, read_at: float) -> PlcSnapshot:

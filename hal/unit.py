@@ -14,6 +14,7 @@ from hal.profile import (
     PROFILE_MAGIC,
     PROFILE_VERSION,
     SLOTS_PER_READ_WITH_HEADER,
+    WATCHDOG_OFF,
     AckResult,
     HeaderInput,
     Kind,
@@ -22,9 +23,11 @@ from hal.profile import (
     next_command_seq,
     slot_base,
 )
+from hal.errors import BadReplyError
 from hal.snapshot import PlcSnapshot
 
-_HEARTBEAT = int(HeaderInput.PLC_HEARTBEAT)
+_tuple_new = tuple.__new__
+_HEARTBEAT_AT = 2 * int(HeaderInput.PLC_HEARTBEAT)  # its first byte in a block read as bytes
 
 
 class Quality(StrEnum):
@@ -61,6 +64,11 @@ class UnitSpec:
         if n > first:
             plan.append((slot_base(first), input_block_size(n) - input_block_size(first)))
         return plan
+
+    @property
+    def heartbeat_period_s(self) -> float:
+        """How often SUPERVISOR_HEARTBEAT is written: a quarter of the watchdog timeout (1 s with the watchdog off)."""
+        return (self.watchdog_ms / 1000) / 4 if self.watchdog_ms != WATCHDOG_OFF else 1.0
 
     @cached_property
     def expected_crc32(self) -> int:
@@ -145,28 +153,52 @@ class UnitState:
     armed: bool = False
     last_scan_ms: int = 0
     ack_poll_at: float = 0.0  # when to read the acknowledgement of a command written (the next scan)
-    last_block: list[int] | None = None  # the words of the last GOOD reading, and its snapshot
+    last_block: bytes | None = None  # the block of the last GOOD reading as read, and its snapshot
     last_snapshot: PlcSnapshot | None = None
 
     def forget_block(self) -> None:
         """The next block is decoded and checked afresh (after any reading that was not GOOD)."""
         self.last_block = self.last_snapshot = None
 
-    def same_block(self, words: list[int], read_at: float) -> PlcSnapshot | None:
-        """The last GOOD snapshot with this read's heartbeat and time if every other word is as it was, else None.
+    def same_block(self, block: bytes, read_at: float) -> PlcSnapshot | None:
+        """The last GOOD snapshot with this read's heartbeat and time if every other byte is as it was, else None.
 
         PLC_HEARTBEAT changes every scan: it is left out of the comparison (the frozen check reads it)."""
         last, snap = self.last_block, self.last_snapshot
-        if last is None or snap is None or len(last) != len(words):
+        if (last is None or snap is None or len(last) != len(block) or block[:_HEARTBEAT_AT] != last[:_HEARTBEAT_AT]
+                or block[_HEARTBEAT_AT + 2:] != last[_HEARTBEAT_AT + 2:]):
             return None
-        heartbeat = words[_HEARTBEAT]
-        words[_HEARTBEAT] = last[_HEARTBEAT]
-        same = words == last
-        words[_HEARTBEAT] = heartbeat
-        if not same:
-            return None
-        return PlcSnapshot(snap.magic, snap.version, heartbeat, snap.plc_status, snap.slot_count, snap.scan_time_ms,
-                           snap.config_crc32, snap.slots, read_at)
+        heartbeat = block[_HEARTBEAT_AT] << 8 | block[_HEARTBEAT_AT + 1]
+        # tuple.__new__ as NamedTuple's own __new__ does it, without its Python frame (this runs for most polls)
+        return _tuple_new(PlcSnapshot, (snap.magic, snap.version, heartbeat, snap.plc_status, snap.slot_count,
+                                        snap.scan_time_ms, snap.config_crc32, snap.slots, read_at))
+
+    def frozen_problem(self, snap: PlcSnapshot, frozen_polls: int) -> str | None:
+        """Count the polls PLC_HEARTBEAT stayed the same; why the PLC is frozen once they reach `frozen_polls`."""
+        if snap.heartbeat == self.last_plc_heartbeat:
+            self.unchanged_heartbeats += 1
+        else:
+            self.unchanged_heartbeats = 0
+        self.last_plc_heartbeat = snap.heartbeat
+        if self.unchanged_heartbeats >= frozen_polls:
+            return f"PLC frozen: PLC_HEARTBEAT unchanged for {self.unchanged_heartbeats} polls"
+        return None
+
+    def check_acks(self, snap: PlcSnapshot | None, now: float) -> None:
+        """Resolve commands acknowledged in `snap` (None: no valid data this poll) or past their deadline at `now`."""
+        for slot, cmd in list(self.awaiting_ack.items()):
+            slot_snap = snap.slots[slot] if snap is not None else None
+            if slot_snap is not None and slot_snap.ack_seq == cmd.seq:
+                try:
+                    result = AckResult(slot_snap.ack_result)
+                except ValueError:
+                    cmd.future.set_exception(BadReplyError(f"slot {slot}: ACK_RESULT {slot_snap.ack_result} unknown"))
+                else:
+                    cmd.future.set_result(CommandOutcome(acknowledged=True, result=result, seq=cmd.seq))
+                del self.awaiting_ack[slot]
+            elif now >= cmd.deadline:
+                cmd.future.set_result(CommandOutcome(acknowledged=False, result=None, seq=cmd.seq))
+                del self.awaiting_ack[slot]
 
     def next_seq(self, slot: int) -> int:
         self.seq[slot] = next_command_seq(self.seq[slot])

@@ -38,7 +38,7 @@ def read_registers(reply: Any, function_code: int, count: int, unit: int) -> lis
     if registers.__class__ is not list or len(registers) != count or (byte_count is not None and byte_count != 2 * count):
         return None
     try:
-        _u16(count).pack(*registers)  # every value 0..0xFFFF: one C call, a third of min() and max()'s cost
+        u16_block(count).pack(*registers)  # every value 0..0xFFFF: one C call, a third of min() and max()'s cost
     except struct.error:
         return None
     return registers[:]  # a list of its own, never the reply object's
@@ -47,8 +47,8 @@ def read_registers(reply: Any, function_code: int, count: int, unit: int) -> lis
 _U16: dict[int, struct.Struct] = {}
 
 
-def _u16(count: int) -> struct.Struct:
-    """The packing of `count` unsigned 16-bit values (made once per count)."""
+def u16_block(count: int) -> struct.Struct:
+    """The packing of `count` unsigned 16-bit big-endian values, as Modbus carries registers (made once per count)."""
     if (packing := _U16.get(count)) is None:
         packing = _U16[count] = struct.Struct(f">{count}H")
     return packing

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -74,6 +75,8 @@ class FakeTransport:
         self.on_call: Callable[[Call], None] | None = None
         self._connected = False
         self._spin_t = -1.0
+        self._poll_timer: asyncio.TimerHandle | None = None  # a poll_at not sent yet, or its read under way
+        self._polling: asyncio.Task | None = None
         self._spin_n = 0
 
     # ----- test controls -----------------------------------------------------------------------
@@ -125,6 +128,32 @@ class FakeTransport:
             raise ExceptionReplyError(4, 2, "fake read IR")
         return list(self.input[address : address + count])
 
+    async def read_input_block(self, unit: int, address: int, count: int) -> bytes:
+        words = await self.read_input(unit, address, count)  # logged as a read_input
+        return struct.pack(f">{len(words)}H", *words)
+
+    def poll_at(self, when: float, unit: int, address: int, count: int, on_block: Callable[[object], None]) -> None:
+        """As hal/tcp.py's: read_input_block from a timer, its block or CommsError handed to on_block."""
+        async def poll() -> None:
+            try:
+                block: object = await self.read_input_block(unit, address, count)
+            except CommsError as exc:
+                block = exc
+            self._polling = None
+            on_block(block)
+
+        def send() -> None:
+            self._poll_timer = None
+            self._polling = asyncio.get_running_loop().create_task(poll())
+
+        self._poll_timer = asyncio.get_running_loop().call_at(when, send)
+
+    def cancel_poll(self) -> bool:
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+            self._poll_timer = None
+        return self._polling is None
+
     async def read_holding(self, unit: int, address: int, count: int) -> list[int]:
         await self._enter("read_holding", unit, address, count)
         return [self.holding[a] for a in range(address, address + count)]
@@ -173,6 +202,17 @@ class Readings:
 
     def __init__(self):
         self.items: list[tuple[float, PlcReading]] = []
+        self.quiet = 0  # readings taken by quietly()
+        self.leave_quiet = False
+
+    def quietly(self, reading: PlcReading) -> bool:
+        """The bus's on_quiet_reading: kept as on_reading keeps it (quiet polls are taken like the others), and
+        counted; with `leave_quiet` set, left to on_reading."""
+        if self.leave_quiet:
+            return False
+        self.quiet += 1
+        self.items.append((asyncio.get_running_loop().time(), reading))
+        return True
 
     async def __call__(self, reading: PlcReading) -> None:
         at = asyncio.get_running_loop().time()
@@ -226,6 +266,7 @@ def make_bus(
         comms_lost_polls=comms_lost_polls,
         frozen_polls=frozen_polls,
         on_reading=readings,
+        on_quiet_reading=readings.quietly,
     )
 
 

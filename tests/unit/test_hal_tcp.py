@@ -75,7 +75,7 @@ def connected(timeout_s: float = 0.3) -> tuple[TcpTransport, FakeSocket]:
     link = tcp._Link("plc-1")
     sock = FakeSocket(link)
     link.connection_made(sock)  # type: ignore[arg-type]
-    transport._link = link
+    transport._link, transport._loop = link, asyncio.get_running_loop()  # as connect() leaves them
     return transport, sock
 
 
@@ -229,3 +229,65 @@ def test_the_one_step_check_accepts_exactly_what_the_step_by_step_check_accepts(
             assert any(not isinstance(r, int) for r in registers), reply
         accepted += quick is not None
     assert accepted > 500
+
+
+# ----- the block read and the poll sent from a timer ----------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_block_is_the_reply_bytes_after_the_same_checks_as_read_input() -> None:
+    transport, sock = connected()
+    block = await answered(transport.read_input_block(1, 0, 3), sock, lambda tid: [frame(tid, 1, fc4_pdu([7, 8, 9]))])
+    assert block == struct.pack(">3H", 7, 8, 9)
+    odd = fc4_pdu([7, 8, 9]) + b"\x00"  # a byte past the registers: not taken as it came, checked step by step
+    assert await answered(transport.read_input_block(1, 0, 3), sock, lambda tid: [frame(tid, 1, odd)]) == block
+    for wrong, error in ((frame(0, 2, fc4_pdu([1, 2, 3])), "unit 2"), (frame(0, 1, fc4_pdu([1, 2])), "2 registers"),
+                         (frame(0, 1, b"\x84\x02"), "exception")):
+        with pytest.raises(CommsError, match=error):
+            await answered(transport.read_input_block(1, 0, 3), sock, lambda tid: [MBAP.pack(tid, 0, *MBAP.unpack_from(
+                wrong)[2:]) + wrong[MBAP.size:]])
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_poll_at_goes_out_at_its_time_and_hands_its_block_or_its_failure_over() -> None:
+    transport, sock = connected(timeout_s=0.3)
+    loop = asyncio.get_running_loop()
+    outcomes: list[tuple[float, object]] = []
+
+    def on_block(outcome: object) -> None:
+        outcomes.append((loop.time(), outcome))
+
+    start = loop.time()
+    transport.poll_at(start + 0.5, 1, 0, 2, on_block)
+    await asyncio.sleep(0.49)
+    assert sock.sent == [] and transport.cancel_poll() is True  # withdrawn before it went out: nothing sent
+    await asyncio.sleep(0.1)
+    assert sock.sent == [] and outcomes == []
+
+    transport.poll_at(loop.time() + 0.1, 1, 0, 2, on_block)
+    await asyncio.sleep(0.11)
+    assert len(sock.sent) == 1 and sock.sent[0][6:] == bytes([1, 4, 0, 0, 0, 2])
+    assert transport.cancel_poll() is False  # out: its reply is still to come
+    sock.link.data_received(frame(sent_tid(sock), 1, fc4_pdu([5, 6])))
+    assert outcomes[-1][1] == struct.pack(">2H", 5, 6) and transport.cancel_poll() is True
+
+    transport.poll_at(loop.time(), 1, 0, 2, on_block)
+    await asyncio.sleep(0.01)
+    sock.link.data_received(frame(sent_tid(sock), 1, fc4_pdu([5])))
+    assert isinstance(outcomes[-1][1], BadReplyError)
+
+    transport.poll_at(loop.time(), 1, 0, 2, on_block)
+    sent_at = loop.time()
+    await asyncio.sleep(0.5)
+    at, error = outcomes[-1]
+    assert isinstance(error, CommsError) and str(error) == "plc-1: read IR 0+2 unit 1: no reply within 0.3 s"
+    assert at - sent_at == pytest.approx(0.3, abs=0.002) and transport.connected
+    sock.link.data_received(frame(sent_tid(sock), 1, fc4_pdu([5, 6])))  # too late: never taken
+    assert len(outcomes) == 3
+
+    transport.poll_at(loop.time(), 1, 0, 2, on_block)
+    await asyncio.sleep(0.01)
+    sock.link.connection_lost(None)
+    assert isinstance(outcomes[-1][1], CommsError) and "connection lost" in str(outcomes[-1][1])

@@ -4,6 +4,7 @@ back-off and costs the others at most one timeout per retry; commands still go b
 from __future__ import annotations
 
 import asyncio
+import struct
 
 import pytest
 
@@ -52,6 +53,10 @@ class FakeLine:
 
     async def read_input(self, unit: int, address: int, count: int) -> list[int]:
         return await self._call("read_input", unit, address, count)
+
+    async def read_input_block(self, unit: int, address: int, count: int) -> bytes:
+        words = await self.read_input(unit, address, count)
+        return struct.pack(f">{len(words)}H", *words)
 
     async def read_holding(self, unit: int, address: int, count: int) -> list[int]:
         return await self._call("read_holding", unit, address, count)
