@@ -109,10 +109,8 @@ class Bus:
                     # Python 3.11's wait_for (here and in pymodbus) swallows a cancel that arrives
                     # as its awaitable completes; the request stays counted, so honour it here.
                     raise asyncio.CancelledError
-                if self._quiet is not None and self._quiet.handed is not None:  # a quiet poll's reply, first ...
-                    if self._commands and not isinstance(self._quiet.handed[0], CommsError):
-                        await self._send_commands()  # ... but for the commands that woke the task: not kept waiting
-                    unit = self._quiet.unit
+                if self._quiet is not None and self._quiet.handed is not None:  # a quiet poll's reply, first: a
+                    unit = self._quiet.unit  # command waits for it (it may show another program, a vehicle...)
                     self._advance_grid(self._schedule[unit.spec.name], loop.time())
                     await self._poll(unit)
                 if not self.transport.connected and not await self._try_connect():
@@ -148,8 +146,10 @@ class Bus:
         """A poll is made: the next one is due a period later on a fixed grid (late polls don't shift it). With
         quiet polls the grid is the loop clock's multiples of the period, the same for every such bus of a site:
         their polls due at one time go out together (hal/ticker.py)."""
-        if self._quiet is not None:
-            schedule.next_poll_at = math.ceil((now + self.poll_s / 2) / self.poll_s) * self.poll_s
+        if self._quiet is not None:  # the period after the poll made (however late its reply), on the shared grid
+            period = self.poll_s
+            grid = (round(schedule.next_poll_at / period) + 1) * period
+            schedule.next_poll_at = grid if grid > now else (math.floor(now / period) + 1) * period
             return
         grid = schedule.next_poll_at + self.poll_s
         schedule.next_poll_at = grid if grid > now else now + self.poll_s
@@ -256,7 +256,9 @@ class Bus:
     async def _poll(self, unit: UnitState) -> None:
         spec = unit.spec
         try:
-            if not unit.armed:
+            if not unit.armed:  # a new connection: a quiet poll's reply from before it is never taken
+                if self._quiet is not None:
+                    self._quiet.handed = None
                 await self._arm_watchdog(unit)
             plan = self._plans[spec.name]
             if self._quiet is not None and self._quiet.handed is not None:  # a quiet poll's reply, taken here
