@@ -35,7 +35,7 @@ class Pattern:
     regex: str
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        return {**handler(source), "pattern": self.regex}
+        return {**_expect(handler(source), "str", self), "pattern": self.regex}
 
 
 @dataclass(frozen=True)
@@ -60,4 +60,14 @@ class FromArray:
     """A tuple given as a TOML array (a list): the tuple itself not strict, its items as strict as any value."""
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        return {**handler(source), "strict": False}
+        return {**_expect(handler(source), "tuple", self), "strict": False}
+
+
+def _expect(schema: Any, kind: str, marker: object) -> Any:
+    """The schema a marker adds its key to, if it is of the kind the key means something on; a marker written
+    where it would be silently ignored (Annotated[str | None, Pattern(...)] instead of Annotated[str, ...] | None)
+    stops the schema from being built at all."""
+    if schema.get("type") != kind:
+        raise TypeError(f"{marker!r} applies to a {kind}, not to a {schema.get('type')!r} schema; put it inside the "
+                        f"Optional: Annotated[{kind}, ...] | None")
+    return schema

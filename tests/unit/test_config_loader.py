@@ -288,3 +288,17 @@ def test_empty_file_is_refused(tmp_path):
     assert {k for k, _ in err.problems} == {"site", "plc", "device"}
     for key in ("site", "plc", "device"):
         assert_names(err, path, key, "field required")
+
+
+def test_a_marker_written_where_pydantic_would_ignore_it_is_refused_when_the_schema_is_built():
+    from typing import Annotated
+
+    from pydantic import TypeAdapter
+
+    from config.checks import FromArray, Pattern
+
+    assert TypeAdapter(Annotated[str, Pattern("^a$")] | None).validate_python(None) is None
+    with pytest.raises(TypeError, match="applies to a str"):
+        TypeAdapter(Annotated[str | None, Pattern("^a$")])
+    with pytest.raises(TypeError, match="applies to a tuple"):
+        TypeAdapter(Annotated[tuple[str, ...] | None, FromArray()])
