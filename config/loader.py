@@ -32,6 +32,8 @@ def load_site(path: Path | str) -> SiteConfig:
         raise ConfigError(path, [("(file)", f"not UTF-8 text: {exc}")]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [("(syntax)", str(exc))]) from exc
+    except RecursionError as exc:  # arrays or tables nested thousands deep: no site file is
+        raise ConfigError(path, [("(syntax)", "values nested too deep to read")]) from exc
     return site_from_toml(raw, path)
 
 

@@ -302,3 +302,9 @@ def test_a_marker_written_where_pydantic_would_ignore_it_is_refused_when_the_sch
         TypeAdapter(Annotated[str | None, Pattern("^a$")])
     with pytest.raises(TypeError, match="applies to a tuple"):
         TypeAdapter(Annotated[tuple[str, ...] | None, FromArray()])
+
+
+def test_values_nested_thousands_deep_are_refused_not_a_traceback(tmp_path):
+    path = tmp_path / "deep.toml"
+    path.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    assert_names(refused(path), path, "(syntax)", "nested too deep")
